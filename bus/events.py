@@ -1,0 +1,112 @@
+"""Pure steps between envelopes and handlers: the Lambda event, partial batch
+responses, retry decisions and destination records. No I/O."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple
+
+from .backoff import compute_backoff_s
+from .envelope import Envelope
+from .handler import ErrorInfo
+from .spec import EventShape, FunctionSpec, Trigger
+
+
+def build_event(shape: EventShape, envelopes: Sequence[Envelope]) -> Any:
+    """``{"Records": [...]}`` for S3/SQS/SNS/DynamoDB-style batches, else the record itself."""
+    if shape == "records":
+        return {"Records": [e.record for e in envelopes]}
+    return envelopes[0].record
+
+
+def _item_id(env: Envelope, path: tuple[str, ...]) -> Any:
+    if not path:
+        return env.id
+    value: Any = env.record
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def failed_indexes(response: Any, envelopes: Sequence[Envelope], trigger: Trigger) -> list[int]:
+    """Indexes of the batch to retry under ReportBatchItemFailures, as Lambda reads it.
+
+    An empty or missing list means success; a response Lambda would call invalid
+    (an identifier that is null, empty or not in the batch) fails the whole batch.
+    With checkpoint semantics everything from the lowest failed item on is retried.
+    """
+    everything = list(range(len(envelopes)))
+    if response is None or (isinstance(response, dict) and not response.get("batchItemFailures")):
+        return []
+    if not isinstance(response, dict) or not isinstance(response["batchItemFailures"], list):
+        return everything
+    index = {_item_id(e, trigger.item_id_path): i for i, e in enumerate(envelopes)}
+    failed: set[int] = set()
+    for item in response["batchItemFailures"]:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if ident in (None, "") or ident not in index:
+            return everything
+        failed.add(index[ident])
+    if trigger.partial_batch == "checkpoint" or trigger.ordered:
+        return list(range(min(failed), len(envelopes)))
+    return sorted(failed)
+
+
+class Retry(NamedTuple):
+    delay_s: float
+
+
+class DeadLetter(NamedTuple):
+    condition: Literal["RetriesExhausted", "EventAgeExceeded"]
+
+
+def after_failure(
+    env: Envelope, fn: FunctionSpec, trigger: Trigger, now: float | None = None
+) -> Retry | DeadLetter:
+    """What to do with an event whose invocation failed on attempt ``env.attempt``."""
+    now = time.time() if now is None else now
+    max_retries = (
+        trigger.max_retry_attempts
+        if trigger.max_retry_attempts is not None
+        else fn.retry.max_retry_attempts
+    )
+    max_age = trigger.max_record_age_s or fn.retry.max_event_age_s
+    if now - (env.first_seen or env.time) >= max_age:
+        return DeadLetter("EventAgeExceeded")
+    if max_retries >= 0 and env.attempt >= max_retries:
+        return DeadLetter("RetriesExhausted")
+    return Retry(
+        compute_backoff_s(env.attempt + 1, fn.retry.backoff_base_s, fn.retry.backoff_cap_s)
+    )
+
+
+def destination_record(
+    env: Envelope,
+    event: Any,
+    function_arn: str,
+    request_id: str,
+    condition: str,
+    error: ErrorInfo | None,
+) -> dict[str, Any]:
+    """The record Lambda sends to an OnFailure destination of an asynchronous invocation."""
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    return {
+        "version": "1.0",
+        "timestamp": f"{ts}.{int(time.time() * 1000) % 1000:03d}Z",
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": env.attempt + 1,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": error.payload() if error else None,
+    }

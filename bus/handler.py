@@ -1,0 +1,115 @@
+"""Loading a handler and running one invocation of it under its Timeout.
+
+``async def`` handlers run on the worker's loop and are cancelled at the
+Timeout. Plain ``def`` handlers run in a thread pool; a thread can't be killed,
+so past the Timeout it is abandoned: its result is discarded and its slot stays
+held until it returns. Functions that need a hard stop use process isolation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Literal, NamedTuple
+
+from .context import LambdaContext
+from .spec import FunctionSpec
+
+Status = Literal["success", "error", "timeout"]
+
+
+class ErrorInfo(NamedTuple):
+    type: str
+    message: str
+    stack: list[str]
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        stack = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        return cls(type(exc).__name__, str(exc), stack)
+
+    def payload(self) -> dict[str, Any]:
+        """The error document Lambda returns to a synchronous caller."""
+        return {"errorMessage": self.message, "errorType": self.type, "stackTrace": self.stack}
+
+
+class Outcome(NamedTuple):
+    status: Status
+    result: Any = None
+    error: ErrorInfo | None = None
+    abandoned: Future[Any] | None = None
+    """A thread still running past the Timeout; its slot is released when it ends."""
+
+
+class HandlerLoadError(Exception):
+    pass
+
+
+def load_handler(fn: FunctionSpec) -> Callable[..., Any]:
+    """Import ``module.function`` from the function's code folder."""
+    module_name, _, attr = fn.handler.rpartition(".")
+    if not module_name or not attr:
+        raise HandlerLoadError(f"function {fn.name}: Handler {fn.handler!r} is not module.function")
+    if fn.code_path and fn.code_path not in sys.path:
+        sys.path.insert(0, fn.code_path)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise HandlerLoadError(f"function {fn.name}: cannot import {module_name!r}: {exc}") from exc
+    handler = getattr(module, attr, None)
+    if not callable(handler):
+        raise HandlerLoadError(f"function {fn.name}: {fn.handler!r} is not a callable")
+    return handler  # type: ignore[no-any-return]
+
+
+def timeout_error(fn: FunctionSpec, ctx: LambdaContext) -> ErrorInfo:
+    return ErrorInfo(
+        "Sandbox.Timedout",
+        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {ctx.aws_request_id} "
+        f"Task timed out after {fn.timeout_s:.2f} seconds",
+        [],
+    )
+
+
+class InProcessRunner:
+    """Runs a handler in this process: coroutine on the loop, function in a thread."""
+
+    def __init__(self, fn: FunctionSpec, handler: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.handler = handler
+        self.is_async = inspect.iscoroutinefunction(handler)
+        self.executor = ThreadPoolExecutor(max_workers=fn.threads, thread_name_prefix=fn.name)
+
+    async def run(self, event: Any, ctx: LambdaContext) -> Outcome:
+        if self.is_async:
+            return await self._run_async(event, ctx)
+        return await self._run_thread(event, ctx)
+
+    async def _run_async(self, event: Any, ctx: LambdaContext) -> Outcome:
+        try:
+            async with asyncio.timeout(self.fn.timeout_s):
+                return Outcome("success", await self.handler(event, ctx))
+        except TimeoutError:
+            return Outcome("timeout", error=timeout_error(self.fn, ctx))
+        except Exception as exc:
+            return Outcome("error", error=ErrorInfo.from_exception(exc))
+
+    async def _run_thread(self, event: Any, ctx: LambdaContext) -> Outcome:
+        cfut = self.executor.submit(self.handler, event, ctx)
+        afut = asyncio.wrap_future(cfut)
+        done, _ = await asyncio.wait((afut,), timeout=self.fn.timeout_s)
+        if not done:
+            return Outcome("timeout", error=timeout_error(self.fn, ctx), abandoned=cfut)
+        exc = afut.exception()
+        if exc is not None:
+            return Outcome("error", error=ErrorInfo.from_exception(exc))
+        return Outcome("success", afut.result())
+
+    async def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,153 @@
+"""Settling entries after an invocation: ack, retry later, or dead-letter.
+
+Acks are buffered and flushed in one XACK per stream by a single task, so a
+worker pays one round trip per burst of completions, not one per event. A
+retry is XACK + ZADD in one script and a dead letter XACK + XADD in one script,
+so a crash between the two halves can't lose or duplicate the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from . import metrics
+from .envelope import Envelope, encode
+from .handler import ErrorInfo
+from .keys import GROUP, FunctionKeys
+from .publish import Publisher, Target
+from .spec import DIRECT
+
+log = logging.getLogger(__name__)
+
+REPLY_TTL_MS = 120_000
+"""A reply stream whose caller went away disappears on its own."""
+
+
+class Acker:
+    """Coalesces acknowledgements (and synchronous replies) into one pipeline per burst."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._pending: dict[str, list[bytes]] = {}
+        self._replies: list[tuple[str, bytes]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def ack(self, stream: str, entry_id: bytes) -> None:
+        ids = self._pending.get(stream)
+        if ids is None:
+            self._pending[stream] = [entry_id]
+        else:
+            ids.append(entry_id)
+        self._idle.clear()
+        self._wake.set()
+
+    def reply(self, reply_to: str, payload: bytes, stream: str, entry_id: bytes) -> None:
+        """Send a synchronous reply, then ack its entry, in the next flush."""
+        self._replies.append((reply_to, payload))
+        self.ack(stream, entry_id)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="acker")
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            replies, self._replies = self._replies, []
+            pipe = self.redis.pipeline(transaction=False)
+            for reply_to, payload in replies:
+                pipe.xadd(reply_to, {"r": payload})
+            for reply_to in {r for r, _ in replies}:
+                pipe.pexpire(reply_to, REPLY_TTL_MS)
+            for stream, ids in batch.items():
+                pipe.xack(stream, GROUP, *ids)
+            try:
+                await asyncio.shield(pipe.execute())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Unacked entries are reclaimed and run again: at-least-once, never lost.
+                log.exception("XACK failed; %d entries will be redelivered",
+                              sum(map(len, batch.values())))  # fmt: skip
+        self._idle.set()
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
+
+
+class Settler:
+    """Retry and dead-letter paths of one function (the cold paths)."""
+
+    def __init__(self, redis: Redis, keys: FunctionKeys, publisher: Publisher) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.publisher = publisher
+        self.scripts = publisher.scripts
+        fn = keys.function
+        self._retries = metrics.RETRIES.labels(fn)
+
+    async def retry_later(
+        self, stream: str, items: Sequence[tuple[bytes, Envelope, float]]
+    ) -> None:
+        """Ack each entry and schedule its next attempt after ``delay_s``, atomically."""
+        if not items:
+            return
+        args: list[Any] = [GROUP]
+        for entry_id, env, delay_s in items:
+            args += (entry_id, int(delay_s * 1000), encode(env.next_attempt()))
+        await asyncio.shield(self.scripts.retry_later(keys=[stream, self.keys.delayed], args=args))
+        self._retries.inc(len(items))
+
+    async def dead_letter(
+        self,
+        stream: str,
+        items: Sequence[tuple[bytes | str, Envelope | bytes]],
+        error: ErrorInfo | None,
+        reason: str,
+        *,
+        partition_stream: bool = False,
+    ) -> None:
+        """Move entries to the dead-letter stream; raw bytes for undecodable entries."""
+        if not items:
+            return
+        err = error or ErrorInfo("", "", [])
+        args: list[Any] = ["" if partition_stream else GROUP]
+        for entry_id, env in items:
+            payload = env if isinstance(env, bytes) else encode(env)
+            attempts = 0 if isinstance(env, bytes) else env.attempt + 1
+            args += (entry_id, payload, err.type, err.message[:4096],
+                     "".join(err.stack)[-16384:], reason, attempts)  # fmt: skip
+        await asyncio.shield(
+            self.scripts.dead_letter(keys=[stream, self.keys.dead_letters], args=args)
+        )
+        metrics.DEAD_LETTERS.labels(self.keys.function, reason).inc(len(items))
+
+    async def to_destination(self, function: str, env: Envelope, record: Any) -> None:
+        """Publish a destination record to another function (deduped by source event)."""
+        dest = Envelope(
+            id=f"{self.keys.function}:{env.id}:{env.attempt}",
+            source="lambdabus:destination",
+            type="RetriesExhausted",
+            trigger=DIRECT.name,
+            record=record,
+            time=env.time,
+            first_seen=env.first_seen,
+            traceparent=env.traceparent,
+        )
+        await self.publisher.publish([dest], [Target(function, DIRECT)])

@@ -1,0 +1,362 @@
+"""The worker: read a function's streams, batch, invoke, settle.
+
+Data path: XREADGROUP (synchronous stream first, then the asynchronous one, in
+one call) → decode → batch per trigger → invoke → ack / retry / dead-letter.
+Background tasks of the same process move due retries back, reclaim entries of
+dead consumers, trim, and keep leases alive (see ``maintenance.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+from redis.asyncio import Redis
+
+from . import metrics
+from .concurrency import ConcurrencyLimiter
+from .envelope import Envelope, UndecodableEntry, decode
+from .events import DeadLetter, after_failure, build_event, destination_record, failed_indexes
+from .handler import ErrorInfo, Outcome
+from .invocation import FunctionInvoker, make_runner, new_request_id
+from .keys import GROUP, FunctionKeys
+from .publish import Publisher
+from .redis_conn import connect, ensure_group, raw_reader
+from .settle import Acker, Settler
+from .spec import FunctionSpec, Stack, Trigger
+from .sync import encode_reply
+
+log = logging.getLogger(__name__)
+
+Item = tuple[bytes, Envelope]
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+class Worker:
+    """Runs one function of a stack in this process."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        stack: Stack,
+        function: str,
+        *,
+        consumer: str | None = None,
+        read_count: int = 500,
+        block_ms: int = 1000,
+    ) -> None:
+        self.redis_url = redis_url
+        self.stack = stack
+        self.fn: FunctionSpec = stack.function(function)
+        self.keys = FunctionKeys(stack.name, function)
+        self.consumer = consumer or consumer_name()
+        self.read_count = read_count
+        self.block_ms = block_ms
+        limit = self.fn.max_concurrency
+        if self.fn.reserved_concurrency is not None:
+            limit = max(1, min(limit, self.fn.reserved_concurrency))
+        self.max_inflight = limit
+        self.max_batch = max((t.batch_size for t in self.fn.triggers.values()), default=1)
+        self.stopping = False
+        self.ready = False
+        self.inflight = 0
+        self._slot_freed = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._buffers: dict[str, list[Item]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._buffered = 0
+        self._background: list[asyncio.Task[Any]] = []
+        self._undecodable = metrics.UNDECODABLE.labels(function)
+        self._expired = metrics.EXPIRED.labels(function)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.redis: Redis = connect(self.redis_url)
+        self.reader: Redis = raw_reader(self.redis_url)
+        for stream in (self.keys.stream, self.keys.sync):
+            await ensure_group(self.redis, stream)
+        self.publisher = Publisher(self.redis, self.stack.name)
+        self.settler = Settler(self.redis, self.keys, self.publisher)
+        self.acker = Acker(self.redis)
+        self.acker.start()
+        self.runner = make_runner(self.fn)
+        self.invoker = FunctionInvoker(self.fn, self.runner, log_stream=self.consumer)
+        self.limiter: ConcurrencyLimiter | None = None
+        if self.fn.reserved_concurrency is not None:
+            self.limiter = ConcurrencyLimiter(
+                self.redis, self.keys, self.fn.reserved_concurrency,
+                ttl_s=max(30.0, self.fn.timeout_s * 2), owner=self.consumer,
+            )  # fmt: skip
+            self._background.append(asyncio.create_task(self.limiter.keep_alive()))
+        from .maintenance import Maintenance
+        from .ordered import OrderedConsumer
+
+        self.maintenance = Maintenance(self)
+        self._background += self.maintenance.start()
+        if any(t.ordered for t in self.fn.triggers.values()):
+            self.ordered: OrderedConsumer | None = OrderedConsumer(self)
+            self._background.append(asyncio.create_task(self.ordered.run(), name="ordered"))
+        else:
+            self.ordered = None
+        self._read_task = asyncio.create_task(self._read_loop(), name="reader")
+        self.ready = True
+        log.info("worker %s of %s/%s started", self.consumer, self.stack.name, self.fn.name)
+
+    async def stop(self, grace_s: float = 30.0) -> bool:
+        """Stop reading, finish in-flight work within ``grace_s``; True if all finished."""
+        self.stopping = True
+        self.ready = False
+        deadline = time.monotonic() + grace_s
+        self._slot_freed.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._read_task), timeout=grace_s)
+        except TimeoutError:
+            self._read_task.cancel()
+        if self.ordered is not None:
+            await self.ordered.stop(max(0.0, deadline - time.monotonic()))
+        self._flush_all_buffers()
+        pending = {t for t in self._tasks if not t.done()}
+        finished = True
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+            finished = not still
+            for t in still:
+                t.cancel()
+        for t in self._background:
+            t.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.acker.close()
+        await self.runner.close()
+        await self.reader.aclose()
+        await self.redis.aclose()
+        return finished
+
+    # -- reading ---------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        streams = {self.keys.sync: ">", self.keys.stream: ">"}
+        while not self.stopping:
+            free = self.max_inflight - self.inflight
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            count = min(self.read_count, free * self.max_batch)
+            try:
+                reply = await self.reader.xreadgroup(
+                    GROUP, self.consumer, streams, count=count, block=self.block_ms
+                )
+            except (ConnectionError, OSError, TimeoutError) as exc:
+                log.warning("reading %s failed (%s); retrying", self.keys.stream, exc)
+                await asyncio.sleep(0.5)
+                continue
+            if reply:
+                self.handle_reply(reply)
+
+    def handle_reply(self, reply: Any, reclaimed: dict[bytes, int] | None = None) -> None:
+        """Dispatch raw XREADGROUP / XAUTOCLAIM entries; ``reclaimed`` maps id → extra attempts."""
+        sync_key = self.keys.sync.encode()
+        for stream, entries in reply.items() if isinstance(reply, dict) else reply:
+            is_sync = stream == sync_key
+            for entry_id, fields in entries:
+                if not fields:  # deleted while pending
+                    continue
+                try:
+                    if fields[0] != b"d":
+                        raise UndecodableEntry(f"unexpected entry field {fields[0]!r}")
+                    env = decode(fields[1])
+                except UndecodableEntry as exc:
+                    self._dead_letter_raw(stream.decode(), entry_id, fields, exc)
+                    continue
+                if reclaimed is not None:
+                    env = env.next_attempt(reclaimed.get(entry_id, 1))
+                if is_sync:
+                    self._dispatch_sync(entry_id, env, reclaimed is not None)
+                elif reclaimed is not None and self._exhausted(env):
+                    err = ErrorInfo("Runtime.WorkerLost", "the worker running this event died", [])
+                    self._spawn(self.settler.dead_letter(
+                        stream.decode(), [(entry_id, env)], err, "RetriesExhausted"))  # fmt: skip
+                else:
+                    self._buffer(entry_id, env)
+        self._flush_ready_buffers()
+
+    def _exhausted(self, env: Envelope) -> bool:
+        trigger = self.fn.trigger(env.trigger)
+        limit = trigger.max_retry_attempts
+        if limit is None:
+            limit = self.fn.retry.max_retry_attempts
+        return limit >= 0 and env.attempt > limit
+
+    def _dead_letter_raw(self, stream: str, entry_id: bytes, fields: Any, exc: Exception) -> None:
+        self._undecodable.inc()
+        log.error("undecodable entry %s in %s: %s", entry_id, stream, exc)
+        raw = msgpack.packb([bytes(f) if isinstance(f, bytes) else f for f in fields])
+        err = ErrorInfo("UndecodableEntry", str(exc), [])
+        self._spawn(self.settler.dead_letter(stream, [(entry_id, raw)], err, "undecodable"))
+
+    # -- batching --------------------------------------------------------------
+
+    def _buffer(self, entry_id: bytes, env: Envelope) -> None:
+        trigger = self.fn.trigger(env.trigger)
+        buf = self._buffers.setdefault(trigger.name, [])
+        buf.append((entry_id, env))
+        self._buffered += 1
+        if len(buf) >= trigger.batch_size:
+            self._dispatch(trigger, trigger.name)
+        elif trigger.batching_window_s > 0 and trigger.name not in self._timers:
+            self._timers[trigger.name] = asyncio.get_running_loop().call_later(
+                trigger.batching_window_s, self._dispatch, trigger, trigger.name
+            )
+
+    def _flush_ready_buffers(self) -> None:
+        for name in list(self._buffers):
+            trigger = self.fn.trigger(name)
+            if trigger.batching_window_s <= 0 or self.stopping:
+                self._dispatch(trigger, name)
+
+    def _flush_all_buffers(self) -> None:
+        for name in list(self._buffers):
+            self._dispatch(self.fn.trigger(name), name)
+
+    def _dispatch(self, trigger: Trigger, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        buf = self._buffers.pop(name, None)
+        if not buf:
+            return
+        self._buffered -= len(buf)
+        size = trigger.batch_size
+        for start in range(0, len(buf), size):
+            self._start_batch(self._run_batch(trigger, buf[start : start + size]))
+
+    def _start_batch(self, coro: Any) -> None:
+        self.inflight += 1
+        self._spawn(coro, slot=True)
+
+    def _spawn(self, coro: Any, slot: bool = False) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done if slot else self._tasks.discard)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self.inflight -= 1
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch task failed", exc_info=task.exception())
+
+    # -- invoking --------------------------------------------------------------
+
+    async def _with_lease(self, event: Any, request_id: str, ids: Sequence[bytes],
+                          stream: str) -> Outcome:  # fmt: skip
+        if self.limiter is None:
+            return await self.invoker.invoke(event, request_id)
+
+        async def renew_claims() -> None:
+            # Keep our waiting entries from looking idle to other workers' reclaimers.
+            await self.redis.xclaim(stream, GROUP, self.consumer, 0, list(ids), justid=True)
+
+        lease = await self.limiter.acquire(renew_claims, self.fn.reclaim_after_s / 3)
+        outcome = await self.invoker.invoke(event, request_id)
+        if outcome.abandoned is not None:
+            # The thread still runs: its concurrency stays taken until it returns.
+            loop = asyncio.get_running_loop()
+            outcome.abandoned.add_done_callback(
+                lambda _: loop.call_soon_threadsafe(self._spawn, self.limiter.release(lease))  # type: ignore[union-attr]
+            )
+        else:
+            await self.limiter.release(lease)
+        return outcome
+
+    async def _run_batch(self, trigger: Trigger, items: list[Item]) -> None:
+        envs = [env for _, env in items]
+        event = build_event(trigger.shape, envs)
+        request_id = new_request_id()
+        ids = [i for i, _ in items]
+        outcome = await self._with_lease(event, request_id, ids, self.keys.stream)
+        failed: list[int]
+        if outcome.status == "success":
+            failed = (
+                failed_indexes(outcome.result, envs, trigger) if trigger.partial_batch != "none"
+                else []
+            )  # fmt: skip
+        else:
+            failed = list(range(len(items)))
+        stream = self.keys.stream
+        if not failed:
+            for entry_id in ids:
+                self.acker.ack(stream, entry_id)
+            self._observe_age(envs)
+            return
+        failed_set = set(failed)
+        for i, (entry_id, _) in enumerate(items):
+            if i not in failed_set:
+                self.acker.ack(stream, entry_id)
+        error = outcome.error or ErrorInfo(
+            "PartialBatchFailure", "reported in batchItemFailures", []
+        )
+        await self.fail(trigger, [items[i] for i in failed], error, event, request_id)
+
+    async def fail(self, trigger: Trigger, items: Sequence[Item], error: ErrorInfo, event: Any,
+                   request_id: str, stream: str | None = None) -> None:  # fmt: skip
+        """Schedule retries or dead-letter each failed entry, per the retry policy."""
+        stream = stream or self.keys.stream
+        now = time.time()
+        retries: list[tuple[bytes, Envelope, float]] = []
+        dead: dict[str, list[Item]] = {}
+        for entry_id, env in items:
+            decision = after_failure(env, self.fn, trigger, now)
+            if isinstance(decision, DeadLetter):
+                dead.setdefault(decision.condition, []).append((entry_id, env))
+            else:
+                retries.append((entry_id, env, decision.delay_s))
+        await self.settler.retry_later(stream, retries)
+        for condition, group in dead.items():
+            if self.fn.on_failure:
+                for _, env in group:
+                    record = destination_record(
+                        env, event, self.invoker.arn, request_id, condition, error
+                    )
+                    await self.settler.to_destination(self.fn.on_failure, env, record)
+            await self.settler.dead_letter(stream, group, error, condition)
+
+    def _observe_age(self, envs: Sequence[Envelope]) -> None:
+        now = time.time()
+        age = metrics.EVENT_AGE.labels(self.fn.name)
+        for env in envs:
+            age.observe(max(0.0, now - env.time))
+
+    # -- synchronous invocations ------------------------------------------------
+
+    def _dispatch_sync(self, entry_id: bytes, env: Envelope, reclaimed: bool) -> None:
+        if env.deadline is not None and time.time() > env.deadline:
+            self._expired.inc()
+            self.acker.ack(self.keys.sync, entry_id)
+            return
+        if reclaimed:
+            # The worker that had it died mid-call; Lambda doesn't retry sync calls either.
+            err = ErrorInfo("Runtime.WorkerLost", "the worker running this invocation died", [])
+            self._reply(entry_id, env, Outcome("error", error=err))
+            return
+        self._start_batch(self._run_sync(entry_id, env))
+
+    async def _run_sync(self, entry_id: bytes, env: Envelope) -> None:
+        outcome = await self._with_lease(env.record, env.id, [entry_id], self.keys.sync)
+        self._reply(entry_id, env, outcome)
+
+    def _reply(self, entry_id: bytes, env: Envelope, outcome: Outcome) -> None:
+        if env.reply_to:
+            self.acker.reply(env.reply_to, encode_reply(env.id, outcome), self.keys.sync, entry_id)
+        else:
+            self.acker.ack(self.keys.sync, entry_id)
