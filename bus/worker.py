@@ -26,6 +26,7 @@ from .events import DeadLetter, after_failure, build_event, destination_record, 
 from .handler import ErrorInfo, Outcome
 from .invocation import FunctionInvoker, make_runner, new_request_id
 from .keys import GROUP, FunctionKeys
+from .lanes import Lanes
 from .publish import Publisher
 from .redis_conn import connect, ensure_group, raw_reader
 from .settle import Acker, Settler
@@ -68,8 +69,8 @@ class Worker:
         self.max_batch = max((t.batch_size for t in self.fn.triggers.values()), default=1)
         self.stopping = False
         self.ready = False
-        self.inflight = 0
         self._slot_freed = asyncio.Event()
+        self.lanes = Lanes(limit, on_free=self._slot_freed.set)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._buffers: dict[str, list[Item]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -77,6 +78,7 @@ class Worker:
         self._background: list[asyncio.Task[Any]] = []
         self._undecodable = metrics.UNDECODABLE.labels(function)
         self._expired = metrics.EXPIRED.labels(function)
+        self._age = metrics.EVENT_AGE.labels(function)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -125,11 +127,12 @@ class Worker:
         if self.ordered is not None:
             await self.ordered.stop(max(0.0, deadline - time.monotonic()))
         self._flush_all_buffers()
+        finished = await self.lanes.drain(max(0.0, deadline - time.monotonic()))
+        await self.lanes.close()
         pending = {t for t in self._tasks if not t.done()}
-        finished = True
         if pending:
             _, still = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
-            finished = not still
+            finished = finished and not still
             for t in still:
                 t.cancel()
         for t in self._background:
@@ -146,7 +149,7 @@ class Worker:
     async def _read_loop(self) -> None:
         streams = {self.keys.sync: ">", self.keys.stream: ">"}
         while not self.stopping:
-            free = self.max_inflight - self.inflight
+            free = self.max_inflight - self.lanes.busy
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -238,23 +241,18 @@ class Worker:
         self._buffered -= len(buf)
         size = trigger.batch_size
         for start in range(0, len(buf), size):
-            self._start_batch(self._run_batch(trigger, buf[start : start + size]))
+            self.lanes.submit(self._run_batch, trigger, buf[start : start + size])
 
-    def _start_batch(self, coro: Any) -> None:
-        self.inflight += 1
-        self._spawn(coro, slot=True)
-
-    def _spawn(self, coro: Any, slot: bool = False) -> None:
+    def _spawn(self, coro: Any) -> None:
+        """Run a cold-path coroutine (dead-lettering, lease release) in its own task."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._task_done if slot else self._tasks.discard)
+        task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        self.inflight -= 1
-        self._slot_freed.set()
         if not task.cancelled() and task.exception() is not None:
-            log.error("batch task failed", exc_info=task.exception())
+            log.error("background task failed", exc_info=task.exception())
 
     # -- invoking --------------------------------------------------------------
 
@@ -333,9 +331,9 @@ class Worker:
 
     def _observe_age(self, envs: Sequence[Envelope]) -> None:
         now = time.time()
-        age = metrics.EVENT_AGE.labels(self.fn.name)
+        observe = self._age.observe
         for env in envs:
-            age.observe(max(0.0, now - env.time))
+            observe(max(0.0, now - env.time))
 
     # -- synchronous invocations ------------------------------------------------
 
@@ -349,7 +347,7 @@ class Worker:
             err = ErrorInfo("Runtime.WorkerLost", "the worker running this invocation died", [])
             self._reply(entry_id, env, Outcome("error", error=err))
             return
-        self._start_batch(self._run_sync(entry_id, env))
+        self.lanes.submit(self._run_sync, entry_id, env)
 
     async def _run_sync(self, entry_id: bytes, env: Envelope) -> None:
         outcome = await self._with_lease(env.record, env.id, [entry_id], self.keys.sync)
