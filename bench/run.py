@@ -145,7 +145,7 @@ async def dedupe_memory(url: str, n: int = 50_000) -> float:
         target = [Target("dedupe_probe", DIRECT)]
         now = time.time()
         keys = FunctionKeys(STACK, "dedupe_probe")
-        for start in range(0, n, 2000):
+        for _start in range(0, n, 2000):
             envs = [Envelope(str(uuid.uuid4()), "bench", "x", DIRECT.name, None, now)
                     for _ in range(2000)]  # fmt: skip
             await pub.publish(envs, target)

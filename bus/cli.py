@@ -74,12 +74,12 @@ async def _dlq(args: argparse.Namespace) -> int:
         elif args.action == "show":
             if not args.id:
                 raise UsageError("dlq show needs a dead-letter id")
-            entry = await dl.show(args.function, args.id[0])
-            if entry is None:
+            letter = await dl.show(args.function, args.id[0])
+            if letter is None:
                 raise UsageError(f"no dead letter {args.id[0]} for {args.function}")
-            doc: dict[str, Any] = entry.summary()
-            doc["traceback"] = entry.traceback
-            doc["event"] = entry.envelope.record if entry.envelope else repr(entry.raw)
+            doc: dict[str, Any] = letter.summary()
+            doc["traceback"] = letter.traceback
+            doc["event"] = letter.envelope.record if letter.envelope else repr(letter.raw)
             print(json.dumps(doc, indent=2, default=repr))
         else:
             n, skipped = await dl.redrive(args.function, args.id or None)

@@ -41,7 +41,7 @@ class ConcurrencyLimiter:
                       long_wait_s: float = 5.0) -> str:  # fmt: skip
         """Wait for a lease; ``on_long_wait`` runs every ``long_wait_s`` of waiting."""
         lease = f"{self.owner}:{next(self._ids)}"
-        args = [self.limit, self.ttl_ms, lease]
+        args: list[int | str] = [self.limit, self.ttl_ms, lease]
         waited = 0.0
         since_callback = 0.0
         throttled = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from typing import Any, NamedTuple
 
@@ -69,30 +70,33 @@ class DeadLetters:
 
     async def list(
         self, function: str, count: int = 100, after: str = "-"
-    ) -> list[DeadLetterEntry]:
+    ) -> builtins.list[DeadLetterEntry]:
         keys = FunctionKeys(self.stack, function)
-        rows = await self.redis.xrange(keys.dead_letters, min=after, count=count)
+        rows: Any = await self.redis.xrange(keys.dead_letters, min=after, count=count)
         return [_parse(i, f) for i, f in rows]
 
     async def show(self, function: str, letter_id: str) -> DeadLetterEntry | None:
         keys = FunctionKeys(self.stack, function)
-        rows = await self.redis.xrange(keys.dead_letters, min=letter_id, max=letter_id)
+        rows: Any = await self.redis.xrange(keys.dead_letters, min=letter_id, max=letter_id)
         return _parse(*rows[0]) if rows else None
 
     async def count(self, function: str) -> int:
         return int(await self.redis.xlen(FunctionKeys(self.stack, function).dead_letters))
 
-    async def redrive(self, function: str, ids: list[str] | None = None) -> tuple[int, int]:
+    async def redrive(
+        self, function: str, ids: builtins.list[str] | None = None
+    ) -> tuple[int, int]:
         """Put letters back on the stream as fresh events (attempts reset, dedupe bypassed).
 
         Returns (redriven, skipped); undecodable letters are skipped and stay.
         """
         keys = FunctionKeys(self.stack, function)
         if ids is None:
-            letters = [_parse(i, f) for i, f in await self.redis.xrange(keys.dead_letters)]
+            rows: Any = await self.redis.xrange(keys.dead_letters)
+            letters = [_parse(i, f) for i, f in rows]
         else:
             letters = [e for i in ids if (e := await self.show(function, i)) is not None]
-        args: list[Any] = []
+        args: builtins.list[Any] = []
         skipped = 0
         now = time.time()
         for letter in letters:

@@ -65,7 +65,7 @@ def load_handler(fn: FunctionSpec) -> Callable[..., Any]:
     handler = getattr(module, attr, None)
     if not callable(handler):
         raise HandlerLoadError(f"function {fn.name}: {fn.handler!r} is not a callable")
-    return handler  # type: ignore[no-any-return]
+    return handler
 
 
 def timeout_error(fn: FunctionSpec, ctx: LambdaContext) -> ErrorInfo:

@@ -144,7 +144,8 @@ class Maintenance:
             await self.w.redis.xtrim(stream, minid=safe_minid(last, oldest))
         lag = group.get("lag")
         if lag is None:  # NULL after deletions or trimming: count what is past last-delivered
-            lag = len(await self.w.redis.xrange(stream, min=next_id(last), count=10_000))
+            rest: Any = await self.w.redis.xrange(stream, min=next_id(last), count=10_000)
+            lag = len(rest)
         return int(lag), pending
 
     async def forget_stale_consumers(self, stream: str) -> None:

@@ -61,7 +61,7 @@ class OrderedConsumer:
         capacity = self.w.max_inflight - len(self.owned)
         if capacity <= 0:
             return False
-        candidates = await self.w.redis.zrange(self.keys.partitions, 0, capacity * 4)
+        candidates: Any = await self.w.redis.zrange(self.keys.partitions, 0, capacity * 4)
         found = False
         for raw in candidates:
             ph = raw.decode()
@@ -72,8 +72,14 @@ class OrderedConsumer:
                 found = True
                 task = asyncio.create_task(self._own(ph), name=f"partition-{ph}")
                 self.owned[ph] = task
-                task.add_done_callback(lambda _t, ph=ph: self.owned.pop(ph, None))
+                task.add_done_callback(self._forget(ph))
         return found
+
+    def _forget(self, ph: str) -> Any:
+        def done(_: asyncio.Task[None]) -> None:
+            self.owned.pop(ph, None)
+
+        return done
 
     async def stop(self, grace_s: float) -> None:
         self._stopping = True
@@ -155,7 +161,7 @@ class OrderedConsumer:
         return int(left)
 
     async def _attempts(self, ph: str, head: bytes) -> int:
-        state = await self.w.redis.hget(self.keys.partition_state(), ph)
+        state: Any = await self.w.redis.hget(self.keys.partition_state(), ph)
         if state:
             sid, _, n = state.decode().rpartition(":")
             if sid == head.decode():

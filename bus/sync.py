@@ -153,7 +153,8 @@ class Invoker:
                 continue
             if not reply:
                 continue
-            for _, entries in reply.items() if isinstance(reply, dict) else reply:
+            streams: Any = reply.items() if isinstance(reply, dict) else reply
+            for _, entries in streams:
                 for entry_id, fields in entries:
                     last = entry_id
                     self._resolve(fields)

@@ -147,7 +147,7 @@ class Worker:
     # -- reading ---------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        streams = {self.keys.sync: ">", self.keys.stream: ">"}
+        streams: Any = {self.keys.sync: ">", self.keys.stream: ">"}
         while not self.stopping:
             free = self.max_inflight - self.lanes.busy
             if free <= 0:

@@ -34,7 +34,8 @@ def start_workers(url: str) -> list[subprocess.Popen[bytes]]:
     procs = []
     for name in STACK.functions:
         cmd = [sys.executable, "-m", "bus.cli", "--redis-url", url, "--stack",
-               "functions.demo_stack:STACK", "worker", "--function", name, "--admin-port", "0"]  # fmt: skip
+               "functions.demo_stack:STACK", "worker", "--function", name,
+               "--admin-port", "0"]  # fmt: skip
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL))
     return procs
 

@@ -21,7 +21,7 @@ STACK = Stack(
             "functions.examples.always_fails",
             retry=FAST_RETRY,
             on_failure="on_failure",
-        ),  # fmt: skip
+        ),
         "on_failure": FunctionSpec("on_failure", "functions.examples.on_failure"),
     },
 )
