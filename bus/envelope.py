@@ -53,11 +53,14 @@ _packer = msgpack.Packer(use_bin_type=True, datetime=False)
 
 
 def encode(env: Envelope) -> bytes:
-    """Serialize an envelope; raises TypeError for records msgpack can't carry."""
+    """Serialize an envelope; raises TypeError, OverflowError or UnicodeEncodeError
+    for records msgpack can't carry (objects, ints >= 2**64, lone surrogates)."""
     return _packer.pack((VERSION, *env))
 
 
 _FIELDS = 13
+_OPTIONAL_STR = (7, 8, 12, 13)
+"""Wire positions of subject, partition, reply_to and traceparent."""
 
 
 def decode(data: bytes) -> Envelope:
@@ -82,4 +85,11 @@ def decode(data: bytes) -> Envelope:
         raise UndecodableEntry("envelope id/source/type/trigger must be strings")
     if type(obj[9]) is not int or not isinstance(obj[6], int | float):
         raise UndecodableEntry("envelope attempt/time have wrong types")
+    for i in _OPTIONAL_STR:
+        if obj[i] is not None and type(obj[i]) is not str:
+            raise UndecodableEntry(f"envelope {Envelope._fields[i - 1]} must be a string")
+    if type(obj[10]) is bool or not isinstance(obj[10], int | float):
+        raise UndecodableEntry("envelope first_seen must be a number")
+    if obj[11] is not None and (type(obj[11]) is bool or not isinstance(obj[11], int | float)):
+        raise UndecodableEntry("envelope deadline must be a number")
     return Envelope(*obj[1:])

@@ -4,7 +4,7 @@ responses, retry decisions and destination records. No I/O."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, Literal, NamedTuple
 
 from .backoff import compute_backoff_s
@@ -39,15 +39,24 @@ def failed_indexes(response: Any, envelopes: Sequence[Envelope], trigger: Trigge
     With checkpoint semantics everything from the lowest failed item on is retried.
     """
     everything = list(range(len(envelopes)))
-    if response is None or (isinstance(response, dict) and not response.get("batchItemFailures")):
+    if response is None:
         return []
-    if not isinstance(response, dict) or not isinstance(response["batchItemFailures"], list):
+    if not isinstance(response, dict):
         return everything
-    index = {_item_id(e, trigger.item_id_path): i for i, e in enumerate(envelopes)}
+    failures = response.get("batchItemFailures")
+    if failures is None or failures == []:
+        return []
+    if not isinstance(failures, list):
+        return everything
+    index: dict[Hashable, int] = {}
+    for i, e in enumerate(envelopes):
+        ident = _item_id(e, trigger.item_id_path)
+        if isinstance(ident, Hashable):
+            index.setdefault(ident, i)
     failed: set[int] = set()
-    for item in response["batchItemFailures"]:
+    for item in failures:
         ident = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if ident in (None, "") or ident not in index:
+        if ident in (None, "") or not isinstance(ident, Hashable) or ident not in index:
             return everything
         failed.add(index[ident])
     if trigger.partial_batch == "checkpoint" or trigger.ordered:
@@ -74,7 +83,7 @@ def after_failure(
         else fn.retry.max_retry_attempts
     )
     max_age = trigger.max_record_age_s or fn.retry.max_event_age_s
-    if now - (env.first_seen or env.time) >= max_age:
+    if max_age > 0 and now - (env.first_seen or env.time) >= max_age:
         return DeadLetter("EventAgeExceeded")
     if max_retries >= 0 and env.attempt >= max_retries:
         return DeadLetter("RetriesExhausted")
@@ -92,10 +101,11 @@ def destination_record(
     error: ErrorInfo | None,
 ) -> dict[str, Any]:
     """The record Lambda sends to an OnFailure destination of an asynchronous invocation."""
-    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    now = time.time()
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
     return {
         "version": "1.0",
-        "timestamp": f"{ts}.{int(time.time() * 1000) % 1000:03d}Z",
+        "timestamp": f"{ts}.{int(now * 1000) % 1000:03d}Z",
         "requestContext": {
             "requestId": request_id,
             "functionArn": f"{function_arn}:$LATEST",

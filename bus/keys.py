@@ -35,7 +35,7 @@ class FunctionKeys:
     )
 
     def __init__(self, stack: str, function: str) -> None:
-        if not stack or not function or "{" in function or "}" in function:
+        if not stack or not function or any(c in stack + function for c in "{}"):
             raise ValueError(f"invalid stack/function name: {stack!r}/{function!r}")
         self.stack = stack
         self.function = function

@@ -28,6 +28,8 @@ STALE_CONSUMER_MS = 3_600_000
 def next_id(entry_id: str) -> str:
     """The smallest stream id greater than ``entry_id``."""
     ms, _, seq = entry_id.partition("-")
+    if int(seq or 0) >= 2**64 - 1:
+        return f"{int(ms) + 1}-0"
     return f"{ms}-{int(seq or 0) + 1}"
 
 

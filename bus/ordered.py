@@ -219,8 +219,8 @@ class OrderedConsumer:
             limit = self.w.fn.retry.max_retry_attempts
         if limit >= 0 and attempt > limit:
             return True
-        max_age = trigger.max_record_age_s
-        return bool(max_age and time.time() - batch[0][1].time > max_age)
+        max_age = trigger.max_record_age_s  # -1 (or unset) as in Lambda: no age limit
+        return bool(max_age and max_age > 0 and time.time() - batch[0][1].time >= max_age)
 
     async def _dead_letter(self, ph: str, trigger: Trigger, batch: list[Item], error: ErrorInfo,
                            event: Any, request_id: str, attempt: int) -> None:  # fmt: skip

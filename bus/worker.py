@@ -164,7 +164,11 @@ class Worker:
                 await asyncio.sleep(0.5)
                 continue
             if reply:
-                self.handle_reply(reply)
+                try:
+                    self.handle_reply(reply)
+                except Exception:
+                    # Whatever went wrong stays pending and is reclaimed; keep reading.
+                    log.exception("dispatching entries of %s failed", self.keys.stream)
 
     def handle_reply(self, reply: Any, reclaimed: dict[bytes, int] | None = None) -> None:
         """Dispatch raw XREADGROUP / XAUTOCLAIM entries; ``reclaimed`` maps id → extra attempts."""
