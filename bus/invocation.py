@@ -48,10 +48,9 @@ class FunctionInvoker:
         self.arn = function_arn(fn.name)
         self.log_group = log_group(fn.name)
         name = fn.name
-        self._outcomes = {
-            s: metrics.INVOCATIONS.labels(name, s) for s in ("success", "error", "timeout")
-        }
-        self._duration = metrics.DURATION.labels(name)
+        self.stats = metrics.function_stats(name)
+        self._outcomes = self.stats.outcomes
+        self._duration = self.stats.duration
         self.inflight = 0
         metrics.INFLIGHT.labels(name).set_function(lambda: self.inflight)
         self._abandoned = metrics.ABANDONED.labels(name)
@@ -78,7 +77,7 @@ class FunctionInvoker:
         finally:
             self.inflight -= 1
         duration = time.perf_counter() - t0
-        self._outcomes[outcome.status].inc()
+        self._outcomes[outcome.status] += 1
         self._duration.observe(duration)
         if outcome.abandoned is not None:
             self._abandoned.inc()

@@ -78,7 +78,7 @@ class Worker:
         self._background: list[asyncio.Task[Any]] = []
         self._undecodable = metrics.UNDECODABLE.labels(function)
         self._expired = metrics.EXPIRED.labels(function)
-        self._age = metrics.EVENT_AGE.labels(function)
+        self._age = metrics.function_stats(function).age
 
     # -- lifecycle -------------------------------------------------------------
 
