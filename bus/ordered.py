@@ -196,8 +196,11 @@ class OrderedConsumer:
                 batch = work[0] = batch[first:]
             error = outcome.error or ErrorInfo("PartialBatchFailure", "batchItemFailures", [])
             if trigger.bisect_on_error and len(batch) > 1 and outcome.status != "success":
+                # Split and retry the halves at once; splitting doesn't use up the retry
+                # quota, so a poison record ends up alone and only it is given up on.
                 mid = len(batch) // 2
                 work[0:1] = [batch[:mid], batch[mid:]]
+                continue
             attempt += 1
             if self._give_up(trigger, batch, attempt):
                 await self._dead_letter(ph, trigger, batch, error, event, request_id, attempt)

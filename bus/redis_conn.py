@@ -28,7 +28,7 @@ def connect(url: str, *, max_connections: int = 16, **kwargs: Any) -> Redis:
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=None, **kwargs
     )
-    return Redis(connection_pool=pool, auto_close_connection_pool=True)
+    return Redis.from_pool(pool)
 
 
 def _raw(response: Any, **_: Any) -> Any:
