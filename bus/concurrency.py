@@ -36,6 +36,7 @@ class ConcurrencyLimiter:
         self._ids = itertools.count()
         self._released = asyncio.Event()
         self._throttled = metrics.THROTTLED.labels(keys.function)
+        self._stats = metrics.function_stats(keys.function)
 
     async def acquire(self, on_long_wait: Callable[[], Awaitable[None]] | None = None,
                       long_wait_s: float = 5.0) -> str:  # fmt: skip
@@ -52,6 +53,7 @@ class ConcurrencyLimiter:
             if not throttled:
                 throttled = True
                 self._throttled.inc()
+                self._stats.outcomes["throttled"] += 1
             self._released.clear()
             pause = random.uniform(0.005, 0.05)
             try:

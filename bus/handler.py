@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import os
 import sys
 import time
 import traceback
@@ -24,15 +25,24 @@ from .spec import FunctionSpec
 Status = Literal["success", "error", "timeout"]
 
 
+_BUS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 class ErrorInfo(NamedTuple):
     type: str
     message: str
     stack: list[str]
+    """Lambda's ``stackTrace``: the handler's frames only, as ``format_list`` gives them."""
+    text: str = ""
+    """The full traceback, for logs and dead letters."""
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorInfo:
-        stack = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        return cls(type(exc).__name__, str(exc), stack)
+        frames = traceback.extract_tb(exc.__traceback__)
+        while frames and os.path.dirname(os.path.abspath(frames[0].filename)) == _BUS_DIR:
+            frames.pop(0)
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(type(exc).__name__, str(exc), traceback.format_list(frames), text)
 
     def payload(self) -> dict[str, Any]:
         """The error document Lambda returns to a synchronous caller."""

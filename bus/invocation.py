@@ -84,7 +84,7 @@ class FunctionInvoker:
         if outcome.error is not None:
             self._errors.error(
                 "[ERROR] %s: %s RequestId: %s\n%s", outcome.error.type, outcome.error.message,
-                request_id, "".join(outcome.error.stack),
+                request_id, outcome.error.text or "".join(outcome.error.stack),
             )  # fmt: skip
         if logs_on:
             log_end(request_id, duration, fn.memory_mb)

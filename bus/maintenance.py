@@ -33,6 +33,13 @@ def next_id(entry_id: str) -> str:
     return f"{ms}-{int(seq or 0) + 1}"
 
 
+def stream_id_key(entry_id: bytes | str) -> tuple[int, int]:
+    """Stream ids order numerically, not as strings ("5-10" comes after "5-9")."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def safe_minid(last_delivered: str, oldest_pending: str | None) -> str:
     """Everything below this id was delivered and acknowledged, so XTRIM MINID can drop it."""
     return oldest_pending if oldest_pending else next_id(last_delivered)
@@ -106,11 +113,21 @@ class Maintenance:
         live = [e for e in entries if e[1]]
         if not live:
             return
-        ids = [e[0] for e in live]
-        pend = await w.reader.execute_command(
-            "XPENDING", stream, GROUP, min(ids), max(ids), len(ids) + 100, w.consumer
-        )
-        extra = {p[0]: max(1, int(p[3]) - 1) for p in pend}
+        wanted = {e[0] for e in live}
+        ids = sorted(wanted, key=stream_id_key)
+        # Delivery counts (XAUTOCLAIM just added one) tell how often each entry was tried.
+        extra: dict[bytes, int] = {}
+        start: Any = ids[0]
+        while True:
+            pend = await w.reader.execute_command(
+                "XPENDING", stream, GROUP, start, ids[-1], 1000, w.consumer
+            )
+            for p in pend:
+                if p[0] in wanted:
+                    extra[p[0]] = max(1, int(p[3]) - 1)
+            if len(pend) < 1000:
+                break
+            start = "(" + (pend[-1][0].decode() if isinstance(pend[-1][0], bytes) else pend[-1][0])
         self._reclaimed.inc(len(live))
         log.warning("reclaimed %d entries of %s from dead or stuck consumers", len(live), stream)
         w.handle_reply([(stream.encode(), live)], reclaimed=extra)

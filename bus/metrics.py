@@ -104,7 +104,7 @@ class FunctionStats:
     __slots__ = ("age", "duration", "outcomes")
 
     def __init__(self) -> None:
-        self.outcomes = {"success": 0, "error": 0, "timeout": 0}
+        self.outcomes = {"success": 0, "error": 0, "timeout": 0, "throttled": 0}
         self.duration = Histogram(_LATENCY_BUCKETS)
         self.age = Histogram(_AGE_BUCKETS)
 

@@ -132,7 +132,7 @@ class Settler:
             payload = env if isinstance(env, bytes) else encode(env)
             attempts = 0 if isinstance(env, bytes) else env.attempt + 1
             args += (entry_id, payload, err.type, err.message[:4096],
-                     "".join(err.stack)[-16384:], reason, attempts)  # fmt: skip
+                     (err.text or "".join(err.stack))[-16384:], reason, attempts)  # fmt: skip
         await asyncio.shield(
             self.scripts.dead_letter(keys=[stream, self.keys.dead_letters], args=args)
         )

@@ -191,8 +191,9 @@ class Worker:
                     self._dispatch_sync(entry_id, env, reclaimed is not None)
                 elif reclaimed is not None and self._exhausted(env):
                     err = ErrorInfo("Runtime.WorkerLost", "the worker running this event died", [])
+                    ran = env._replace(attempt=env.attempt - 1)  # this attempt never started
                     self._spawn(self.settler.dead_letter(
-                        stream.decode(), [(entry_id, env)], err, "RetriesExhausted"))  # fmt: skip
+                        stream.decode(), [(entry_id, ran)], err, "RetriesExhausted"))  # fmt: skip
                 else:
                     self._buffer(entry_id, env)
         self._flush_ready_buffers()
