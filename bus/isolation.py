@@ -20,13 +20,29 @@ from .spec import FunctionSpec
 _ctx = multiprocessing.get_context("spawn")
 
 
+INIT_TIMEOUT_S = 10.0
+"""Lambda's init phase limit: start-up and handler import don't count against Timeout."""
+
+
 def _child_main(conn: Connection, fn: FunctionSpec) -> None:
-    handler = load_handler(fn)
+    try:
+        handler = load_handler(fn)
+    except Exception as exc:
+        # Answer every event with the import error, as Lambda's runtime does.
+        error = ErrorInfo("Runtime.ImportModuleError", f"Unable to import module: {exc}", [])
+        conn.send(("ready", None))
+        while True:
+            try:
+                conn.recv()
+            except (EOFError, OSError):
+                return
+            conn.send(("error", tuple(error)))
+    conn.send(("ready", None))
     loop = asyncio.new_event_loop() if inspect.iscoroutinefunction(handler) else None
     while True:
         try:
             event, ctx_dict = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             return
         ctx = LambdaContext.from_dict(ctx_dict)
         try:
@@ -37,7 +53,7 @@ def _child_main(conn: Connection, fn: FunctionSpec) -> None:
 
 
 class _Child:
-    __slots__ = ("conn", "proc")
+    __slots__ = ("conn", "proc", "started")
 
     def __init__(self, fn: FunctionSpec) -> None:
         parent, child = _ctx.Pipe()
@@ -45,6 +61,7 @@ class _Child:
         self.proc: SpawnProcess = _ctx.Process(target=_child_main, args=(child, fn), daemon=True)
         self.proc.start()
         child.close()
+        self.started = False
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -80,32 +97,50 @@ class IsolatedRunner:
                 self._idle.append(child)
             return outcome
 
-    async def _call(self, child: _Child, event: Any, ctx: LambdaContext) -> Outcome:
+    async def _receive(self, child: _Child, timeout_s: float) -> tuple[str, Any] | None:
+        """The child's next message, or None if none came within ``timeout_s``."""
         loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
+        readable: asyncio.Future[None] = loop.create_future()
         fd = child.conn.fileno()
 
         def on_readable() -> None:
-            if not ready.done():
-                ready.set_result(None)
+            if not readable.done():
+                readable.set_result(None)
 
         loop.add_reader(fd, on_readable)
         try:
-            child.conn.send((event, ctx.as_dict()))
-            try:
-                async with asyncio.timeout(self.fn.timeout_s):
-                    await ready
-            except TimeoutError:
-                return Outcome("timeout", error=timeout_error(self.fn, ctx))
-            try:
-                kind, value = child.conn.recv()
-            except EOFError:
-                code = child.proc.exitcode
-                return Outcome("error", error=ErrorInfo(
-                    "Runtime.ExitError", f"RequestId: {ctx.aws_request_id} Error: Runtime exited"
-                    f" with error: exit status {code}", []))  # fmt: skip
+            async with asyncio.timeout(timeout_s):
+                await readable
+        except TimeoutError:
+            return None
         finally:
             loop.remove_reader(fd)
+        kind, value = child.conn.recv()
+        return kind, value
+
+    def _exited(self, child: _Child, ctx: LambdaContext) -> Outcome:
+        child.proc.join(timeout=1)
+        return Outcome("error", error=ErrorInfo(
+            "Runtime.ExitError", f"RequestId: {ctx.aws_request_id} Error: Runtime exited"
+            f" with error: exit status {child.proc.exitcode}", []))  # fmt: skip
+
+    async def _call(self, child: _Child, event: Any, ctx: LambdaContext) -> Outcome:
+        try:
+            if not child.started:
+                if await self._receive(child, INIT_TIMEOUT_S) is None:
+                    err = ErrorInfo("Runtime.InitTimeout", f"init over {INIT_TIMEOUT_S:g} s", [])
+                    return Outcome("timeout", error=err)
+                child.started = True
+                ctx = LambdaContext.from_dict(
+                    {**ctx.as_dict(), "remaining_ms": self.fn.timeout_s * 1000}
+                )
+            child.conn.send((event, ctx.as_dict()))
+            reply = await self._receive(child, self.fn.timeout_s)
+        except (EOFError, OSError):
+            return self._exited(child, ctx)
+        if reply is None:
+            return Outcome("timeout", error=timeout_error(self.fn, ctx))
+        kind, value = reply
         if kind == "ok":
             return Outcome("success", value)
         return Outcome("error", error=ErrorInfo(*value))

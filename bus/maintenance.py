@@ -59,12 +59,14 @@ class Maintenance:
 
     def start(self) -> list[asyncio.Task[Any]]:
         return [
-            asyncio.create_task(self._loop(self.move_due, "moving due retries"), name="mover"),
+            asyncio.create_task(
+                self._loop(self.move_due, "moving due retries", self.wake_mover), name="mover"
+            ),
             asyncio.create_task(self._loop(self.reclaim, "reclaiming"), name="reclaimer"),
             asyncio.create_task(self._loop(self.housekeeping, "housekeeping"), name="housekeeping"),
         ]
 
-    async def _loop(self, step: Any, what: str) -> None:
+    async def _loop(self, step: Any, what: str, wake: asyncio.Event | None = None) -> None:
         while True:
             try:
                 pause = await step()
@@ -74,7 +76,14 @@ class Maintenance:
                 log.exception("%s failed", what)
                 pause = 1.0
             if pause:
-                await asyncio.sleep(pause)
+                if wake is None:
+                    await asyncio.sleep(pause)
+                else:  # this process scheduled a retry: look again sooner
+                    wake.clear()
+                    try:
+                        await asyncio.wait_for(wake.wait(), pause)
+                    except TimeoutError:
+                        pass
 
     async def move_due(self) -> float:
         """Move retries whose time has come back onto the stream; returns the pause."""

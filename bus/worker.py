@@ -75,6 +75,7 @@ class Worker:
         self._buffers: dict[str, list[Item]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._buffered = 0
+        self._max_ages: dict[str, float] = {}
         self._background: list[asyncio.Task[Any]] = []
         self._undecodable = metrics.UNDECODABLE.labels(function)
         self._expired = metrics.EXPIRED.labels(function)
@@ -173,6 +174,7 @@ class Worker:
     def handle_reply(self, reply: Any, reclaimed: dict[bytes, int] | None = None) -> None:
         """Dispatch raw XREADGROUP / XAUTOCLAIM entries; ``reclaimed`` maps id → extra attempts."""
         sync_key = self.keys.sync.encode()
+        now = time.time()
         for stream, entries in reply.items() if isinstance(reply, dict) else reply:
             is_sync = stream == sync_key
             for entry_id, fields in entries:
@@ -194,9 +196,23 @@ class Worker:
                     ran = env._replace(attempt=env.attempt - 1)  # this attempt never started
                     self._spawn(self.settler.dead_letter(
                         stream.decode(), [(entry_id, ran)], err, "RetriesExhausted"))  # fmt: skip
+                elif now - (env.first_seen or env.time) >= self._max_age(env.trigger):
+                    # Lambda discards an event past MaximumEventAgeInSeconds without running it.
+                    err = ErrorInfo("EventAgeExceeded", "event older than its maximum age", [])
+                    unrun = env._replace(attempt=env.attempt - 1)
+                    self._spawn(self.settler.dead_letter(
+                        stream.decode(), [(entry_id, unrun)], err, "EventAgeExceeded"))  # fmt: skip
                 else:
                     self._buffer(entry_id, env)
         self._flush_ready_buffers()
+
+    def _max_age(self, trigger_name: str) -> float:
+        age = self._max_ages.get(trigger_name)
+        if age is None:
+            trigger = self.fn.trigger(trigger_name)
+            age = trigger.max_record_age_s or self.fn.retry.max_event_age_s
+            age = self._max_ages[trigger_name] = age if age > 0 else float("inf")
+        return age
 
     def _exhausted(self, env: Envelope) -> bool:
         trigger = self.fn.trigger(env.trigger)
@@ -325,6 +341,8 @@ class Worker:
             else:
                 retries.append((entry_id, env, decision.delay_s))
         await self.settler.retry_later(stream, retries)
+        if retries:
+            self.maintenance.wake_mover.set()
         for condition, group in dead.items():
             if self.fn.on_failure:
                 for _, env in group:
