@@ -11,6 +11,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from . import logs
 from .deadletter import DeadLetters
 from .keys import FunctionKeys
@@ -149,8 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyError as exc:
         print(f"lambdabus: {exc.args[0]}", file=sys.stderr)
         return 2
-    except (ConnectionError, OSError) as exc:
+    except (ConnectionError, OSError, RedisConnectionError, RedisTimeoutError) as exc:
         print(f"lambdabus: cannot reach Redis: {exc}", file=sys.stderr)
+        return 1
+    except RedisError as exc:
+        print(f"lambdabus: Redis error: {exc}", file=sys.stderr)
         return 1
     sys.stdout.flush()
     sys.stderr.flush()

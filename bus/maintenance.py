@@ -169,7 +169,7 @@ class Maintenance:
             summary = await self.w.redis.xpending(stream, GROUP)
             oldest = _s(summary["min"]) if summary.get("min") else None
         if last != "0-0" or oldest:
-            await self.w.redis.xtrim(stream, minid=safe_minid(last, oldest))
+            await self.w.redis.xtrim(stream, minid=safe_minid(last, oldest), approximate=False)
         lag = group.get("lag")
         if lag is None:  # NULL after deletions or trimming: count what is past last-delivered
             rest: Any = await self.w.redis.xrange(stream, min=next_id(last), count=10_000)

@@ -26,6 +26,10 @@ CHUNK = 500
 not to stall Redis for other clients."""
 
 
+class ReplicationError(Exception):
+    """WAIT-backed publish: fewer replicas than asked for confirmed the write."""
+
+
 class Target(NamedTuple):
     """One function an event is routed to, through one of its triggers."""
 
@@ -72,6 +76,15 @@ class Publisher:
         if self.wait_replicas:
             pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
         results = await pipe.execute()
+        if self.wait_replicas:
+            acked = int(results.pop())
+            if acked < self.wait_replicas:
+                # The entries are on the primary; the caller must not ack its source yet,
+                # and redelivery is harmless (dedupe).
+                raise ReplicationError(
+                    f"publish reached {acked} of {self.wait_replicas} replicas "
+                    f"within {self.wait_timeout_ms} ms"
+                )
         added = 0
         per_fn: dict[tuple[str, str], int] = defaultdict(int)
         for target, n in zip(calls, results, strict=False):

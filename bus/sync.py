@@ -158,7 +158,7 @@ class Invoker:
                 for entry_id, fields in entries:
                     last = entry_id
                     self._resolve(fields)
-            await self.redis.xtrim(self.reply_key, minid=last)
+            await self.redis.xtrim(self.reply_key, minid=last, approximate=False)
 
     def _resolve(self, fields: list[bytes]) -> None:
         try:
