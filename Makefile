@@ -23,7 +23,7 @@ redis-server:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 demo: install
-	LAMBDABUS_INVOCATION_LOGS=0 $(BIN)/python -m functions.demo
+	$(BIN)/python -m functions.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check bus adapters functions tests bench

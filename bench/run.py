@@ -30,6 +30,7 @@ from bench.bare import run_bare
 from bus.embedded import EmbeddedRedis
 from bus.envelope import Envelope
 from bus.keys import GROUP, FunctionKeys
+from bus.lifecycle import READY_LINE
 from bus.publish import Publisher, Target
 from bus.redis_conn import connect
 from bus.spec import DIRECT
@@ -46,7 +47,7 @@ def start_worker(url: str, function: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
-        if "started" in line:
+        if line.strip() == READY_LINE:
             break
         if re.search(r"Error|Traceback", line):
             raise RuntimeError(f"worker failed: {line}")

@@ -66,8 +66,9 @@ def load_handler(fn: FunctionSpec) -> Callable[..., Any]:
     module_name, _, attr = fn.handler.rpartition(".")
     if not module_name or not attr:
         raise HandlerLoadError(f"function {fn.name}: Handler {fn.handler!r} is not module.function")
-    if fn.code_path and fn.code_path not in sys.path:
-        sys.path.insert(0, fn.code_path)
+    for path in (fn.deps_path, fn.code_path):  # code first, then its dependencies
+        if path and path not in sys.path:
+            sys.path.insert(0, path)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:

@@ -32,6 +32,7 @@ class FunctionKeys:
         "stack",
         "stream",
         "sync",
+        "workers",
     )
 
     def __init__(self, stack: str, function: str) -> None:
@@ -47,6 +48,7 @@ class FunctionKeys:
         self.dead_letters = f"{self.prefix}:dlq"
         self.concurrency = f"{self.prefix}:leases"
         self.partitions = f"{self.prefix}:partitions"
+        self.workers = f"{self.prefix}:workers"
 
     def partition_stream(self, phash: str) -> str:
         return f"{self.prefix}:p:{phash}"

@@ -17,6 +17,9 @@ from .admin import AdminServer
 
 log = logging.getLogger(__name__)
 
+READY_LINE = "lambdabus: ready"
+"""Printed on stderr once startup finished; supervisors (``dev``, tests) wait for it."""
+
 
 def install_uvloop() -> None:
     try:
@@ -55,6 +58,7 @@ async def serve(
     port = await admin.start()
     print(f"admin: http://127.0.0.1:{port}/metrics", file=sys.stderr, flush=True)
     await startup()
+    print(READY_LINE, file=sys.stderr, flush=True)
     await stop.wait()
     finished = await shutdown(grace_s)
     await admin.stop()

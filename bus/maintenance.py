@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from . import metrics
@@ -154,7 +155,17 @@ class Maintenance:
         metrics.DELAYED.labels(fn).set(await w.redis.zcard(w.keys.delayed))
         metrics.DEAD_LETTER_DEPTH.labels(fn).set(await w.redis.xlen(w.keys.dead_letters))
         await self.forget_stale_consumers(w.keys.stream)
+        await self.heartbeat()
         return HOUSEKEEPING_S
+
+    async def heartbeat(self) -> None:
+        """Tell ``lambdabus status`` this worker lives and how much it runs now."""
+        w = self.w
+        stamp = f"{w.invoker.inflight}:{int(time.time() * 1000)}"
+        pipe = w.redis.pipeline(transaction=False)
+        pipe.hset(w.keys.workers, w.consumer, stamp)
+        pipe.pexpire(w.keys.workers, 60_000)
+        await pipe.execute()
 
     async def trim(self, stream: str) -> tuple[int, int]:
         """Drop acknowledged entries (MINID, never MAXLEN); returns (lag, pending)."""

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from .spec import FunctionSpec
 
 DEFAULT_REGION = "us-east-1"
-DEFAULT_ACCOUNT = "000000000000"
+DEFAULT_ACCOUNT = "123456789012"
+"""moto's and SAM local's account id, so ARNs agree with the embedded AWS."""
 
 
 def region() -> str:
@@ -43,6 +44,16 @@ def lambda_environment(fn: FunctionSpec, log_stream: str, task_root: str) -> dic
     }
     env.update(fn.environment)
     return env
+
+
+def group_environment(fns: list[FunctionSpec], log_stream: str) -> dict[str, str]:
+    """The environment of a process running ``fns``: with one function, all of it;
+    with several, only the variables they agree on (the others stay unset)."""
+    envs = [lambda_environment(fn, log_stream, fn.code_path or os.getcwd()) for fn in fns]
+    if not envs:
+        return {}
+    first = envs[0]
+    return {k: v for k, v in first.items() if all(e.get(k) == v for e in envs[1:])}
 
 
 def apply(env: Mapping[str, str]) -> None:

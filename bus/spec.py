@@ -75,6 +75,9 @@ class FunctionSpec:
     memory_mb: int = 128
     environment: Mapping[str, str] = field(default_factory=dict)
     code_path: str | None = None
+    """The function's code folder (SAM ``CodeUri``), first on ``sys.path``."""
+    deps_path: str | None = None
+    """Where ``lambdabus build`` installed its ``requirements.txt``, right after the code."""
     reserved_concurrency: int | None = None
     max_concurrency: int = 256
     """Per-process limit on concurrent invocations (batches)."""

@@ -140,6 +140,10 @@ class Worker:
             t.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.acker.close()
+        try:
+            await self.redis.hdel(self.keys.workers, self.consumer)
+        except Exception:  # the heartbeat lapses by itself
+            log.warning("could not remove the heartbeat of %s", self.consumer)
         await self.runner.close()
         await self.reader.aclose()
         await self.redis.aclose()

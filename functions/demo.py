@@ -1,5 +1,8 @@
-"""``make demo``: a private Redis, one worker process per function, events through
-the bus synchronously and asynchronously, then a table of what happened.
+"""``make demo``: ``lambdabus dev template.yaml``, driven through the Lambda API.
+
+It starts the stack, invokes functions synchronously and asynchronously through
+the edge endpoint with aiobotocore (as any AWS SDK would), waits for what the
+handlers report, prints a table, and stops the stack with SIGTERM.
 
     python -m functions.demo
 """
@@ -7,7 +10,9 @@ the bus synchronously and asynchronously, then a table of what happened.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,38 +20,52 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bus.deadletter import DeadLetters
-from bus.embedded import EmbeddedRedis
-from bus.envelope import Envelope
-from bus.publish import Publisher, Target
+from aiobotocore.session import get_session
+
+from bus.embedded import EmbeddedRedis, free_port
 from bus.redis_conn import connect
-from bus.spec import DIRECT
-from bus.sync import Invoker
-from functions.demo_stack import STACK
 
 ROOT = Path(__file__).resolve().parents[1]
 Row = tuple[str, str, str, str]
 
 
-def start_workers(url: str) -> list[subprocess.Popen[bytes]]:
-    env = dict(os.environ, DEMO_RESULTS_URL=url, PYTHONPATH=str(ROOT))
+def start_dev(store_url: str, edge_port: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start ``lambdabus dev`` and read the endpoints it prints until ``ready``."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "adapters.cli",
+        "dev",
+        str(ROOT / "template.yaml"),
+        "--edge-port",
+        str(edge_port),
+        "--parameter-overrides",
+        f"StoreUrl={store_url}",
+    ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.setdefault("LAMBDABUS_INVOCATION_LOGS", "0")
-    procs = []
-    for name in STACK.functions:
-        cmd = [sys.executable, "-m", "bus.cli", "--redis-url", url, "--stack",
-               "functions.demo_stack:STACK", "worker", "--function", name,
-               "--admin-port", "0"]  # fmt: skip
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL))
-    return procs
+    env.pop("LAMBDABUS_REDIS_URL", None)
+    env.pop("AWS_ENDPOINT_URL", None)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    endpoints: dict[str, str] = {}
+    for line in proc.stdout:
+        print(f"  | {line.rstrip()}")
+        m = re.match(r"\s+(redis|aws|edge)\s+(\S+)", line)
+        if m:
+            endpoints[m.group(1)] = m.group(2)
+        if line.strip() == "ready":
+            return proc, endpoints
+    raise RuntimeError(f"lambdabus dev exited with {proc.wait()} before it was ready")
 
 
-async def wait_results(redis: Any, expected: int, timeout_s: float) -> list[dict[str, str]]:
+async def wait_results(store: Any, expected: int, timeout_s: float) -> list[dict[str, str]]:
     """Read the handlers' reports until ``expected`` arrived (XREAD BLOCK, no polling)."""
     rows: list[dict[str, str]] = []
     last = "0-0"
     deadline = time.monotonic() + timeout_s
     while len(rows) < expected and time.monotonic() < deadline:
-        reply = await redis.xread({"demo:results": last}, block=500)
+        reply = await store.xread({"demo:results": last}, block=500)
         for _, entries in reply.items() if isinstance(reply, dict) else reply or []:
             for entry_id, fields in entries:
                 last = entry_id
@@ -54,62 +73,95 @@ async def wait_results(redis: Any, expected: int, timeout_s: float) -> list[dict
     return rows
 
 
-async def run(url: str) -> list[Row]:
-    redis = connect(url)
+async def drive(edge: str, store_url: str) -> list[Row]:
     rows: list[Row] = []
-    published: dict[str, float] = {}
-    async with Invoker(url, STACK.name) as invoker:
-        for name in ("Ada", "Grace"):  # synchronous: the caller waits for the reply
+    session = get_session()
+    async with session.create_client(
+        "lambda",
+        endpoint_url=edge,
+        region_name="us-east-1",
+        aws_access_key_id="demo",
+        aws_secret_access_key="demo",
+    ) as client:
+
+        async def invoke(name: str, payload: Any, kind: str = "RequestResponse") -> Any:
             t = time.perf_counter()
-            r = await invoker.invoke("greet", {"name": name}, timeout_s=20)
-            ms = (time.perf_counter() - t) * 1000
-            rows.append(("greet", f"invoke {name}", f"{r.status}: {r.payload['message']}",
-                         f"{ms:.1f} ms"))  # fmt: skip
-    publisher = Publisher(redis, STACK.name)
-    now = time.time()
+            resp = await client.invoke(
+                FunctionName=name, InvocationType=kind, Payload=json.dumps(payload).encode()
+            )
+            body = await resp["Payload"].read()
+            ms = f"{(time.perf_counter() - t) * 1000:.1f} ms"
+            error = resp.get("FunctionError")
+            shown: Any = json.loads(body) if body else None
+            if error and isinstance(shown, dict):
+                shown = f"FunctionError {error}: {shown['errorType']}: {shown['errorMessage']}"
+            rows.append(
+                (
+                    name,
+                    f"{kind} {json.dumps(payload)}",
+                    f"{resp['StatusCode']} {shown if shown is not None else ''}",
+                    ms,
+                )
+            )
+            return shown
 
-    def envelope(record: Any, ident: str) -> Envelope:
-        published[ident] = time.time()
-        return Envelope(ident, "demo", "Demo", DIRECT.name, record, now, first_seen=now)
-
-    queue = STACK.function("word_count").triggers["Queue"]
-    records = [envelope({"messageId": f"m{i}", "body": "the quick brown fox " * i}, f"m{i}")
-               for i in range(1, 6)]  # fmt: skip
-    await publisher.publish(records, [Target("word_count", queue)])
-    await publisher.publish(records[:1], [Target("word_count", queue)])  # a duplicate: dropped
-    await publisher.publish([envelope({"id": "job-7"}, "job-7")], [Target("flaky", DIRECT)])
-    await publisher.publish([envelope({"id": "order-9"}, "order-9")],
-                            [Target("always_fails", DIRECT)])  # fmt: skip
-    for rep in await wait_results(redis, expected=5 + 1 + 1, timeout_s=60):
-        latency = (float(rep["done"]) - published.get(rep["key"], float(rep["done"]))) * 1000
-        rows.append((rep["function"], rep["key"], rep["outcome"], f"{latency:.1f} ms"))
-    for letter in await DeadLetters(redis, STACK.name).list("always_fails"):
-        env = letter.envelope
-        rows.append(("always_fails", env.id if env else "?",
-                     f"dead letter after {letter.attempts} attempts: {letter.error_type}: "
-                     f"{letter.error_message}", ""))  # fmt: skip
-    await redis.aclose()
+        published = time.time()
+        await invoke("Greet", {"name": "Ada"})
+        await invoke("Greet", {"name": "Grace"})
+        await invoke("Orders", {"id": 1, "quantity": 3})
+        await invoke("Orders", {"id": 2, "quantity": 0})  # raises: a synchronous error
+        await invoke("Flaky", {"job": "nightly-report"}, "Event")  # fails twice, then succeeds
+        await invoke("Orders", {"id": 3, "quantity": 0}, "Event")  # retried, then dead-lettered
+    store = connect(store_url)
+    try:
+        for rep in await wait_results(store, expected=2, timeout_s=60):
+            ms = f"{(float(rep['at']) - published) * 1000:.0f} ms after publish"
+            rows.append((rep["function"], rep["key"], rep["outcome"], ms))
+    finally:
+        await store.aclose()
     return rows
 
 
+def show(rows: list[Row]) -> None:
+    head = ("function", "event", "outcome", "latency")
+    widths = [min(60, max(len(r[i]) for r in [head, *rows])) for i in range(4)]
+    for row in [head, *rows]:
+        print("  ".join(c[:60].ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
 def main() -> int:
-    with EmbeddedRedis() as server:
-        print(f"redis-server (private): {server.url}")
-        procs = start_workers(server.url)
-        print(f"workers: {len(procs)} processes, one per function")
+    with EmbeddedRedis() as store:  # the handlers' own database, not the bus
+        print("starting: lambdabus dev template.yaml")
+        proc, endpoints = start_dev(store.url, free_port())
         try:
-            rows = asyncio.run(run(server.url))
+            rows = asyncio.run(drive(endpoints["edge"], store.url))
+            dlq = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "adapters.cli",
+                    "--redis-url",
+                    endpoints["redis"],
+                    "--template",
+                    str(ROOT / "template.yaml"),
+                    "dlq",
+                    "list",
+                    "Orders",
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            codes = [p.wait(timeout=30) for p in procs]
-    widths = [max(len(r[i]) for r in [("function", "event", "outcome", "latency"), *rows])
-              for i in range(4)]  # fmt: skip
-    for row in [("function", "event", "outcome", "latency"), *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    print(f"workers stopped on SIGTERM with exit codes {codes}")
-    ok = len(rows) >= 10 and all(c == 0 for c in codes)
-    return 0 if ok else 1
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+    print()
+    show(rows)
+    print("\ndead letters of Orders (lambdabus dlq list Orders):")
+    print(dlq.stdout.strip() or dlq.stderr.strip())
+    print(f"\nlambdabus dev stopped on SIGTERM with exit code {code}")
+    return 0 if code == 0 and len(rows) >= 8 else 1
 
 
 if __name__ == "__main__":

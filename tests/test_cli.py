@@ -15,8 +15,10 @@ from redis.asyncio import Redis
 from bus.envelope import Envelope, encode
 from bus.keys import FunctionKeys
 from bus.logs import JsonFormatter
+from bus.spec import FunctionSpec, Stack
 
 ROOT = Path(__file__).resolve().parents[1]
+CLI_STACK = Stack("clitest", {"always_fails": FunctionSpec("always_fails", "tests.x.y")})
 
 
 def cli(*args: str, redis_url: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,7 +39,7 @@ def test_unknown_stack_is_one_line_and_exit_2() -> None:
 def test_malformed_stack_reference_and_unknown_function() -> None:
     r = cli("--stack", "just-a-module", "status")
     assert r.returncode == 2 and "module:attribute" in r.stderr
-    r = cli("--stack", "functions.demo_stack:STACK", "dlq", "list", "nope")
+    r = cli("--stack", "tests.test_cli:CLI_STACK", "dlq", "list", "nope")
     assert r.returncode == 2 and "no function 'nope'" in r.stderr
     assert "Traceback" not in r.stderr
 
@@ -48,21 +50,21 @@ def test_bad_arguments_exit_2_with_usage() -> None:
 
 
 def test_unreachable_redis_is_one_line() -> None:
-    r = cli("--stack", "functions.demo_stack:STACK", "status", redis_url="redis://127.0.0.1:1/0")
+    r = cli("--stack", "tests.test_cli:CLI_STACK", "status", redis_url="redis://127.0.0.1:1/0")
     assert r.returncode == 1
     assert "cannot reach Redis" in r.stderr and "Traceback" not in r.stderr
 
 
 async def test_dlq_list_show_redrive_and_status(redis_url: str, redis: Redis) -> None:
     # Given one dead letter of the demo stack's always_fails function
-    keys = FunctionKeys("demo", "always_fails")
+    keys = FunctionKeys("clitest", "always_fails")
     env = Envelope("order-1", "test", "t", "$direct", {"id": "order-1"}, time.time())
     await redis.xadd(keys.dead_letters, {
         "d": encode(env), "error_type": "ValueError", "error_message": "bad order",
         "traceback": "Traceback ...", "reason": "RetriesExhausted", "attempts": 3,
         "failed_at_ms": int(time.time() * 1000),
     })  # fmt: skip
-    stack = ("--stack", "functions.demo_stack:STACK")
+    stack = ("--stack", "tests.test_cli:CLI_STACK")
 
     listed = cli(*stack, "dlq", "list", "always_fails", redis_url=redis_url)
     assert listed.returncode == 0, listed.stderr
@@ -76,7 +78,7 @@ async def test_dlq_list_show_redrive_and_status(redis_url: str, redis: Redis) ->
 
     status = cli(*stack, "status", redis_url=redis_url)
     line = next(ln for ln in status.stdout.splitlines() if ln.startswith("always_fails"))
-    assert line.split()[-1] == "1"  # dead letters column
+    assert line.split()[5] == "1"  # dead letters column
 
     redriven = cli(*stack, "dlq", "redrive", "always_fails", redis_url=redis_url)
     assert "redrove 1 dead letters" in redriven.stdout

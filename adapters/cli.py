@@ -1,0 +1,210 @@
+"""``lambdabus``: the bus's commands plus SAM templates — validate, build, dev,
+invoke, generate-event. The template is ``--template`` (default ``template.yaml``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bus.cli import Cli, UsageError
+from bus.redis_conn import redis_url
+from bus.spec import Stack
+
+from . import samples
+from .build import BuildError, build_function, is_built
+
+
+class TemplateCli(Cli):
+    def add_stack_options(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--template",
+            "-t",
+            default=os.environ.get("LAMBDABUS_TEMPLATE"),
+            help="SAM template (default: template.yaml)",
+        )
+        p.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
+        p.add_argument("--stack-name", help="default: Metadata lambdabus stack, or the folder name")
+        p.add_argument("--stack", help="module:attribute naming a Python Stack instead")
+
+    def add_commands(self, sub: Any) -> None:
+        super().add_commands(sub)
+        v = sub.add_parser("validate", help="load the template and report problems")
+        v.add_argument("template_path", nargs="?", metavar="TEMPLATE")
+        v.set_defaults(run=self.validate)
+        b = sub.add_parser("build", help="install each CodeUri's requirements.txt for it alone")
+        b.add_argument("template_path", nargs="?", metavar="TEMPLATE")
+        b.add_argument("--function", action="append")
+        b.set_defaults(run=self.build)
+        d = sub.add_parser("dev", help="run the whole stack on this machine until stopped")
+        d.add_argument("template_path", nargs="?", metavar="TEMPLATE")
+        d.add_argument(
+            "--edge-port", type=int, default=int(os.environ.get("LAMBDABUS_EDGE_PORT", 4566))
+        )
+        d.add_argument("--admin-port", type=int, default=0)
+        d.add_argument("--grace", type=float, default=10.0)
+        d.set_defaults(run=self.dev)
+        i = sub.add_parser("invoke", help="invoke a function, like `aws lambda invoke`")
+        i.add_argument("function")
+        i.add_argument("--event", "-e", help="event JSON file, or - for stdin (default: {})")
+        i.add_argument(
+            "--async",
+            dest="is_async",
+            action="store_true",
+            help="invocation type Event: queue it and return",
+        )
+        i.add_argument("--timeout", type=float, help="seconds to wait (default: Timeout + 5)")
+        i.set_defaults(run=self.invoke)
+        g = sub.add_parser("generate-event", help="print a sample event, like sam local")
+        g.add_argument("source", choices=sorted(samples.SOURCES))
+        g.add_argument("event", nargs="?", help="variant (default: the first)")
+        g.add_argument(
+            "--set",
+            nargs="*",
+            default=[],
+            metavar="KEY=VALUE",
+            help="fill a placeholder, e.g. bucket=photos key=cat.jpg",
+        )
+        g.set_defaults(run=self.generate_event)
+
+    # -- stacks from templates ---------------------------------------------------
+
+    def template_path(self, args: argparse.Namespace) -> Path:
+        path = Path(getattr(args, "template_path", None) or args.template or "template.yaml")
+        if not path.is_file():
+            raise UsageError(f"no template at {path} (pass --template or a path)")
+        return path
+
+    def load(self, args: argparse.Namespace) -> Any:
+        from .template import TemplateError, load_template
+
+        overrides = {}
+        for item in args.parameter_overrides:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"parameter override {item!r} is not KEY=VALUE")
+            overrides[key] = value
+        try:
+            return load_template(self.template_path(args), overrides, args.stack_name)
+        except TemplateError as exc:
+            raise UsageError(str(exc)) from None
+
+    def resolve_stack(self, args: argparse.Namespace) -> Stack:
+        if args.stack or (os.environ.get("LAMBDABUS_STACK") and not args.template):
+            return super().resolve_stack(args)
+        stack: Stack = self.load(args).stack
+        return stack
+
+    # -- commands ----------------------------------------------------------------
+
+    async def validate(self, args: argparse.Namespace) -> int:
+        loaded = self.load(args)
+        for warning in loaded.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        stack = loaded.stack
+        print(
+            f"{loaded.path}: valid; stack {stack.name!r}, {len(stack.functions)} functions, "
+            f"{len(loaded.resources)} resources, {len(loaded.events)} events"
+        )
+        return 0
+
+    async def build(self, args: argparse.Namespace) -> int:
+        stack = self.load(args).stack
+        for name in args.function or list(stack.functions):
+            fn = self.function(stack, name)
+            try:
+                built = build_function(fn)
+            except BuildError as exc:
+                raise UsageError(str(exc)) from None
+            print(
+                f"{name}: {'built into ' + str(fn.deps_path) if built else 'no requirements.txt'}"
+            )
+        return 0
+
+    async def dev(self, args: argparse.Namespace) -> int:
+        from bus.lifecycle import serve
+
+        from .dev import DevStack
+
+        loaded = self.load(args)
+        for fn in loaded.stack.functions.values():
+            if not is_built(fn):  # dev builds what is missing
+                print(f"building {fn.name} ...", file=sys.stderr)
+                try:
+                    build_function(fn)
+                except BuildError as exc:
+                    raise UsageError(str(exc)) from None
+        dev = DevStack(
+            loaded,
+            edge_port=args.edge_port,
+            redis_url=args.redis_url or os.environ.get("LAMBDABUS_REDIS_URL"),
+        )
+        return await serve(
+            dev.start, dev.stop, lambda: dev.ready, admin_port=args.admin_port, grace_s=args.grace
+        )
+
+    async def invoke(self, args: argparse.Namespace) -> int:
+        from bus.sync import Invoker, InvokeTimeout
+
+        stack = self.resolve_stack(args)
+        fn = self.function(stack, args.function)
+        payload = read_event(args.event)
+        async with Invoker(redis_url(args.redis_url), stack.name) as invoker:
+            if args.is_async:
+                rid = await invoker.invoke_async(fn.name, payload)
+                print(json.dumps({"StatusCode": 202, "RequestId": rid}))
+                return 0
+            try:
+                result = await invoker.invoke(
+                    fn.name, payload, timeout_s=args.timeout or fn.timeout_s + 5
+                )
+            except InvokeTimeout as exc:
+                raise UsageError(f"{exc}: is a worker for {fn.name} running?") from None
+        meta: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+        if not result.ok:
+            meta["FunctionError"] = "Unhandled"
+        print(json.dumps(result.payload))
+        print(json.dumps(meta), file=sys.stderr)
+        return 0
+
+    async def generate_event(self, args: argparse.Namespace) -> int:
+        values = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError(f"{item!r} is not KEY=VALUE")
+            values[key] = value
+        try:
+            event = samples.generate(args.source, args.event, values)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+        print(json.dumps(event, indent=2))
+        return 0
+
+
+def read_event(spec: str | None) -> Any:
+    """The event for ``invoke``: a JSON file, ``-`` for stdin, or ``{}``."""
+    if spec is None:
+        return {}
+    try:
+        text = sys.stdin.read() if spec == "-" else Path(spec).read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read event {spec}: {exc.strerror}") from None
+    if len(text) > 6 * 1024 * 1024:
+        raise UsageError("event is larger than Lambda's 6 MB synchronous payload limit")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"event {spec} is not JSON: {exc}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return TemplateCli().main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

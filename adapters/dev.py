@@ -1,0 +1,190 @@
+"""``lambdabus dev``: the whole stack on one machine until stopped.
+
+Embedded defaults: with no Redis URL a private ``redis-server`` in a temp dir,
+with no AWS endpoint moto's server in-process; the edge endpoint; and one worker
+process per function (or per ``Metadata: lambdabus: group``). Everything it
+starts stops with it: children get SIGTERM, then SIGKILL after the grace
+period, and on Linux they die with their parent even if it is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from bus.embedded import EmbeddedRedis, free_port
+from bus.lifecycle import READY_LINE
+
+from .edge import EdgeServer
+
+log = logging.getLogger(__name__)
+
+ADAPTERS: dict[str, str] = {}
+"""Event type -> adapter that runs it; the source issues fill this in."""
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class DevStack:
+    def __init__(
+        self,
+        loaded: Any,
+        *,
+        edge_port: int = 4566,
+        redis_url: str | None = None,
+        aws_endpoint: str | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.stack = loaded.stack
+        self.edge_port = edge_port
+        self.redis_url = redis_url
+        self.aws_endpoint = aws_endpoint or os.environ.get("AWS_ENDPOINT_URL")
+        self.ready = False
+        self._redis: EmbeddedRedis | None = None
+        self._moto: Any = None
+        self.edge: EdgeServer | None = None
+        self.workers: list[asyncio.subprocess.Process] = []
+        self._relays: list[asyncio.Task[None]] = []
+        self.admin_urls: dict[str, str] = {}
+
+    async def start(self) -> None:
+        for warning in self.loaded.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        for ev in self.loaded.events:
+            if ev.type not in ADAPTERS:
+                print(
+                    f"warning: {ev.function}.{ev.name} ({ev.type}): no adapter yet; "
+                    "its events will not arrive",
+                    file=sys.stderr,
+                )
+        if not self.redis_url:
+            self._redis = EmbeddedRedis()
+            await asyncio.to_thread(self._redis.start)
+            self.redis_url = self._redis.url
+        if not self.aws_endpoint:
+            self.aws_endpoint = await asyncio.to_thread(self._start_moto)
+        self.edge = EdgeServer(self.redis_url, self.stack, port=self.edge_port)
+        await self.edge.start()
+        env = self._worker_env()
+        for group in self.loaded.groups:
+            await self._start_worker(group, env)
+        self._print_endpoints()
+        self.ready = True
+
+    def _start_moto(self) -> str:
+        from moto.server import ThreadedMotoServer
+
+        port = free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()
+        return f"http://127.0.0.1:{port}"
+
+    def _worker_env(self) -> dict[str, str]:
+        assert self.edge is not None and self.redis_url and self.aws_endpoint
+        env = dict(os.environ)
+        env.update(
+            {
+                "LAMBDABUS_REDIS_URL": self.redis_url,
+                "LAMBDABUS_TEMPLATE": str(self.loaded.path),
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_ENDPOINT_URL_LAMBDA": self.edge.url,
+                "LAMBDABUS_ADMIN_PORT": "0",
+            }
+        )
+        if self._moto is not None:  # moto accepts any credentials; don't reach for real ones
+            env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+            env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
+        return env
+
+    async def _start_worker(self, group: list[str], env: dict[str, str]) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "adapters.cli",
+            "--template",
+            str(self.loaded.path),
+            "--stack-name",
+            self.stack.name,
+            "worker",
+        ]
+        for name in group:
+            cmd += ["--function", name]
+        proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        self.workers.append(proc)
+        label = "+".join(group)
+        started = asyncio.get_running_loop().create_future()
+        self._relays.append(asyncio.create_task(self._relay(proc, label, started)))
+        try:
+            await asyncio.wait_for(started, 60)
+        except TimeoutError:
+            raise RuntimeError(f"worker {label} did not start within 60 s") from None
+
+    async def _relay(
+        self, proc: asyncio.subprocess.Process, label: str, started: asyncio.Future[None]
+    ) -> None:
+        """Prefix the worker's log lines with its function, and notice when it is up."""
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line.startswith("admin: "):
+                self.admin_urls[label] = line.removeprefix("admin: ")
+            elif line == READY_LINE and not started.done():
+                started.set_result(None)
+                continue
+            print(f"[{label}] {line}", file=sys.stderr, flush=True)
+        if not started.done():
+            started.set_exception(RuntimeError(f"worker {label} exited with {await proc.wait()}"))
+
+    def _print_endpoints(self) -> None:
+        assert self.edge is not None
+        lines = [
+            f"stack {self.stack.name!r} from {self.loaded.path}",
+            f"  redis        {self.redis_url}" + ("  (private)" if self._redis else ""),
+            f"  aws          {self.aws_endpoint}" + ("  (embedded moto)" if self._moto else ""),
+            f"  edge         {self.edge.url}  (Lambda Invoke API)",
+        ]
+        for label, url in sorted(self.admin_urls.items()):
+            lines.append(f"  worker       {label}: {url}")
+        lines.append("ready")
+        print("\n".join(lines), flush=True)
+
+    async def stop(self, grace_s: float) -> bool:
+        self.ready = False
+        for proc in self.workers:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        clean = True
+        for proc in self.workers:
+            try:
+                await asyncio.wait_for(proc.wait(), grace_s + 5)
+            except TimeoutError:
+                clean = False
+                proc.kill()
+                await proc.wait()
+        await asyncio.gather(*self._relays, return_exceptions=True)
+        if self.edge is not None:
+            await self.edge.stop()
+        if self._moto is not None:
+            await asyncio.to_thread(self._moto.stop)
+        if self._redis is not None:
+            await asyncio.to_thread(self._redis.stop)
+        return clean

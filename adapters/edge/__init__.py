@@ -1,0 +1,12 @@
+"""The edge endpoint: lambdabus's AWS-compatible APIs on one port (default 4566).
+
+Handlers reach it through ``AWS_ENDPOINT_URL_LAMBDA`` & co., so an unmodified
+``boto3.client("lambda").invoke(...)`` lands on the bus instead of in AWS. This
+package serves the Lambda Invoke API and verifies SigV4 when credentials are
+configured; later APIs (EventBridge, Step Functions, SNS endpoints) add routes
+to ``EdgeServer.app``.
+"""
+
+from .server import EdgeServer
+
+__all__ = ["EdgeServer"]
