@@ -140,6 +140,7 @@ class TemplateCli(Cli):
                     raise UsageError(str(exc)) from None
         dev = DevStack(
             loaded,
+            overrides=args.parameter_overrides,
             edge_port=args.edge_port,
             redis_url=args.redis_url or os.environ.get("LAMBDABUS_REDIS_URL"),
         )

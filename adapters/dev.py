@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from bus.embedded import EmbeddedRedis, free_port
@@ -45,8 +46,10 @@ class DevStack:
         edge_port: int = 4566,
         redis_url: str | None = None,
         aws_endpoint: str | None = None,
+        overrides: Sequence[str] = (),
     ) -> None:
         self.loaded = loaded
+        self.overrides = list(overrides)
         self.stack = loaded.stack
         self.edge_port = edge_port
         self.redis_url = redis_url
@@ -122,6 +125,8 @@ class DevStack:
         ]
         for name in group:
             cmd += ["--function", name]
+        if self.overrides:  # the worker loads the template the same way dev did
+            cmd += ["--parameter-overrides", *self.overrides]
         proc = await asyncio.create_subprocess_exec(
             *cmd,
             env=env,

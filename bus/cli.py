@@ -40,11 +40,24 @@ class Cli:
 
     def parser(self) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(prog=self.prog, description=__doc__)
-        p.add_argument("--redis-url", help="default: $LAMBDABUS_REDIS_URL")
-        self.add_stack_options(p)
+        self.add_global_options(p)
+        # The same options after the command (``lambdabus dev --template x``) too;
+        # SUPPRESS keeps a subcommand from resetting what was given before it.
+        common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+        self.add_global_options(common)
         sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+        real_add = sub.add_parser
+
+        def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
+            return real_add(name, parents=[common], **kw)
+
+        sub.add_parser = add_parser  # type: ignore[method-assign]
         self.add_commands(sub)
         return p
+
+    def add_global_options(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--redis-url", help="default: $LAMBDABUS_REDIS_URL")
+        self.add_stack_options(p)
 
     def add_stack_options(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--stack", help="module:attribute naming a Stack (or $LAMBDABUS_STACK)")

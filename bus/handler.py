@@ -26,6 +26,13 @@ Status = Literal["success", "error", "timeout"]
 
 
 _BUS_DIR = os.path.dirname(os.path.abspath(__file__))
+_STDLIB_DIR = os.path.dirname(os.path.abspath(inspect.__file__))
+
+
+def _is_runtime_frame(filename: str) -> bool:
+    """Frames of lambdabus or of the stdlib machinery (threads, asyncio) that ran the handler."""
+    folder = os.path.dirname(os.path.abspath(filename))
+    return folder == _BUS_DIR or folder == _STDLIB_DIR or folder.startswith(_STDLIB_DIR + os.sep)
 
 
 class ErrorInfo(NamedTuple):
@@ -39,7 +46,7 @@ class ErrorInfo(NamedTuple):
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorInfo:
         frames = traceback.extract_tb(exc.__traceback__)
-        while frames and os.path.dirname(os.path.abspath(frames[0].filename)) == _BUS_DIR:
+        while frames and _is_runtime_frame(frames[0].filename):
             frames.pop(0)
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return cls(type(exc).__name__, str(exc), traceback.format_list(frames), text)
