@@ -1,0 +1,237 @@
+"""``lambdabus dev`` on a SAM template: per-function code, dependencies and
+environment, the Lambda API through the edge, and a clean stop every time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from bus.embedded import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Metadata:
+  lambdabus:
+    stack: devtest
+Globals:
+  Function:
+    Runtime: python3.11
+    Timeout: 5
+    Environment:
+      Variables:
+        SHARED: from-globals
+Resources:
+  Alpha:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: a/
+      Handler: app.lambda_handler
+      MemorySize: 256
+      Environment:
+        Variables:
+          MY_VAR: alpha-var
+  Beta:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: b/
+      Handler: app.lambda_handler
+      Policies: [AWSLambdaBasicExecutionRole]
+      Environment:
+        Variables:
+          MY_VAR: beta-var
+Outputs:
+  AlphaArn:
+    Value: !GetAtt Alpha.Arn
+"""
+
+APP = """\
+import os
+import six
+
+# Read at import time, as real handlers (and Powertools) do.
+NAME = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+MY_VAR = os.environ["MY_VAR"]
+SHARED = os.environ["SHARED"]
+MEMORY = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+
+
+def lambda_handler(event, context):
+    if event.get("fail"):
+        raise RuntimeError("asked to fail")
+    return {{"code": "{code}", "name": NAME, "var": MY_VAR, "shared": SHARED,
+             "memory": MEMORY, "context_memory": context.memory_limit_in_mb,
+             "six": six.__version__}}
+"""
+
+
+@pytest.fixture(scope="module")
+def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two functions, each ``app.lambda_handler``, pinning different versions of six."""
+    root = tmp_path_factory.mktemp("devapp")
+    (root / "template.yaml").write_text(TEMPLATE)
+    for folder, version in (("a", "1.16.0"), ("b", "1.15.0")):
+        (root / folder).mkdir()
+        (root / folder / "app.py").write_text(APP.format(code=folder))
+        (root / folder / "requirements.txt").write_text(f"six=={version}\n")
+    built = lambdabus("build", "--template", str(root / "template.yaml"), cwd=root)
+    assert built.returncode == 0, built.stderr
+    return root
+
+
+def lambdabus(*args: str, cwd: Path, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )  # type: ignore[call-overload]
+
+
+class Dev:
+    """A ``lambdabus dev`` process with its own TMPDIR, so leftovers can be seen."""
+
+    def __init__(self, app: Path, tmp: Path) -> None:
+        self.port = free_port()
+        self.tmp = tmp
+        env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(ROOT))
+        for var in ("LAMBDABUS_REDIS_URL", "AWS_ENDPOINT_URL"):
+            env.pop(var, None)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "adapters.cli",
+                "dev",
+                str(app / "template.yaml"),
+                "--edge-port",
+                str(self.port),
+                "--grace",
+                "5",
+            ],
+            cwd=app,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.lines: list[str] = []
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.strip() == "ready":
+                return
+        raise AssertionError(f"dev exited {self.proc.wait()}: {self.proc.stderr.read()}")  # type: ignore[union-attr]
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+    def client(self) -> object:
+        return boto3.client(
+            "lambda",
+            endpoint_url=f"http://127.0.0.1:{self.port}",
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+
+
+def children_of(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (from /proc)."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def mentions(text: str) -> list[int]:
+    """Processes whose command line mentions ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmd and int(entry.name) != os.getpid():
+                found.append(int(entry.name))
+    return found
+
+
+def test_each_function_sees_its_own_code_dependencies_and_environment(
+    app_dir: Path, tmp_path: Path
+) -> None:
+    dev = Dev(app_dir, tmp_path)
+    try:
+        client = dev.client()
+        results = {}
+        for name in ("Alpha", "Beta"):
+            resp = client.invoke(FunctionName=name, Payload=b"{}")  # type: ignore[attr-defined]
+            assert resp["StatusCode"] == 200 and "FunctionError" not in resp
+            results[name] = json.loads(resp["Payload"].read())
+        failed = client.invoke(FunctionName="Beta", Payload=b'{"fail": true}')  # type: ignore[attr-defined]
+        error = json.loads(failed["Payload"].read())
+    finally:
+        assert dev.stop() == 0
+    assert results["Alpha"] == {
+        "code": "a",
+        "name": "Alpha",
+        "var": "alpha-var",
+        "shared": "from-globals",
+        "memory": "256",
+        "context_memory": 256,
+        "six": "1.16.0",
+    }
+    assert results["Beta"] == {
+        "code": "b",
+        "name": "Beta",
+        "var": "beta-var",
+        "shared": "from-globals",
+        "memory": "128",
+        "context_memory": 128,
+        "six": "1.15.0",
+    }
+    assert failed["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "RuntimeError" and error["errorMessage"] == "asked to fail"
+    assert any("edge" in line and str(dev.port) in line for line in dev.lines)
+
+
+def test_dev_started_and_stopped_five_times_leaves_nothing_behind(
+    app_dir: Path, tmp_path: Path
+) -> None:
+    for round_ in range(5):
+        tmp = tmp_path / f"round{round_}"
+        tmp.mkdir()
+        dev = Dev(app_dir, tmp)
+        kids = children_of(dev.proc.pid)
+        assert len(kids) >= 3, "a redis-server and two workers"
+        assert dev.stop() == 0
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{k}").exists() for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.05)  # reaping is asynchronous; bounded poll
+        assert not [k for k in kids if Path(f"/proc/{k}").exists()], "child left running"
+        assert not mentions(str(tmp)), "a process still uses the temp dir"
+        assert list(tmp.iterdir()) == [], f"left in TMPDIR: {list(tmp.iterdir())}"
