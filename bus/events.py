@@ -13,11 +13,28 @@ from .handler import ErrorInfo
 from .spec import EventShape, FunctionSpec, Trigger
 
 
-def build_event(shape: EventShape, envelopes: Sequence[Envelope]) -> Any:
+def build_event(
+    shape: EventShape, envelopes: Sequence[Envelope], attempt_path: tuple[str, ...] = ()
+) -> Any:
     """``{"Records": [...]}`` for S3/SQS/SNS/DynamoDB-style batches, else the record itself."""
     if shape == "records":
+        if attempt_path:
+            return {"Records": [with_attempt(e.record, e.attempt, attempt_path)
+                                for e in envelopes]}  # fmt: skip
         return {"Records": [e.record for e in envelopes]}
     return envelopes[0].record
+
+
+def with_attempt(record: Any, attempt: int, path: tuple[str, ...]) -> Any:
+    """The record reporting delivery number ``attempt + 1`` at ``path`` (copied, not mutated)."""
+    if attempt == 0 or not isinstance(record, dict):
+        return record
+    head, *rest = path
+    inner = record.get(head)
+    if rest:
+        return {**record, head: with_attempt(inner if isinstance(inner, dict) else {},
+                                             attempt, tuple(rest))}  # fmt: skip
+    return {**record, head: str(attempt + 1)}
 
 
 def _item_id(env: Envelope, path: tuple[str, ...]) -> Any:

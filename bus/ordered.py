@@ -176,7 +176,7 @@ class OrderedConsumer:
         while work and not lost.is_set():
             batch = work[0]
             envs = [env._replace(attempt=attempt) for _, env in batch]
-            event = build_event(trigger.shape, envs)
+            event = build_event(trigger.shape, envs, trigger.attempt_path)
             request_id = new_request_id()
             outcome = await self.w.invoker.invoke(event, request_id)
             if outcome.status == "success":

@@ -304,7 +304,7 @@ class Worker:
 
     async def _run_batch(self, trigger: Trigger, items: list[Item]) -> None:
         envs = [env for _, env in items]
-        event = build_event(trigger.shape, envs)
+        event = build_event(trigger.shape, envs, trigger.attempt_path)
         request_id = new_request_id()
         ids = [i for i, _ in items]
         outcome = await self._with_lease(event, request_id, ids, self.keys.stream)

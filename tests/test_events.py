@@ -406,3 +406,22 @@ def test_destination_record_without_error_has_null_payload() -> None:
     rec = destination_record(env(), "evt", ARN, "r", "RetriesExhausted", None)
     assert rec["responsePayload"] is None
     assert rec["requestPayload"] == "evt"
+
+
+def test_retried_sqs_records_report_their_attempt_without_mutating_the_envelope() -> None:
+    from bus.events import with_attempt
+
+    record = {
+        "messageId": "m1",
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "5"},
+    }
+    path = ("attributes", "ApproximateReceiveCount")
+    assert with_attempt(record, 0, path) is record
+    retried = with_attempt(record, 2, path)
+    assert retried["attributes"] == {"ApproximateReceiveCount": "3", "SentTimestamp": "5"}
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    envs = [
+        Envelope(id="m1", source="s", type="t", trigger="q", record=record, time=0.0, attempt=1)
+    ]
+    event = build_event("records", envs, path)
+    assert event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "2"

@@ -88,6 +88,7 @@ def _sqs(name: str, props: dict[str, Any], site: EventSite, where: str, fn: str)
         ordered=fifo,
         partial_batch="items" if _reports_items(props) else "none",
         item_id_path=("messageId",),
+        attempt_path=("attributes", "ApproximateReceiveCount"),
         max_retry_attempts=redrive["maxReceiveCount"] - 1 if redrive else -1,
         max_record_age_s=float(queue.get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION_S)),
         dedupe_window_s=float(visibility) + SQS_DEDUPE_MARGIN_S,
