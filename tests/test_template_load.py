@@ -17,6 +17,7 @@ from adapters.template import (
 from bus.spec import RetryPolicy, Trigger
 
 TEMPLATES = Path(__file__).parent / "templates"
+SQS_ATTEMPT = ("attributes", "ApproximateReceiveCount")
 REALWORLD = TEMPLATES / "realworld.yaml"
 CODE = str((TEMPLATES / "code").resolve())
 
@@ -125,15 +126,15 @@ def test_realworld_triggers_follow_lambda(shop: LoadedTemplate) -> None:
     assert functions["ProcessOrderFunction"].triggers == {
         "Orders": Trigger(
             "Orders", batch_size=5, shape="records", ordered=True, partial_batch="items",
-            item_id_path=("messageId",), max_retry_attempts=2, max_record_age_s=345600.0,
-            dedupe_window_s=360.0,
+            item_id_path=("messageId",), attempt_path=SQS_ATTEMPT, max_retry_attempts=2,
+            max_record_age_s=345600.0, dedupe_window_s=360.0,
         )
     }  # fmt: skip
     assert functions["NotifyFunction"].triggers == {
         "Notice": Trigger("Notice", batch_size=1, shape="records"),
         "Queued": Trigger(
             "Queued", batch_size=10, shape="records", item_id_path=("messageId",),
-            max_retry_attempts=-1, max_record_age_s=345600.0, dedupe_window_s=330.0,
+            attempt_path=SQS_ATTEMPT, max_retry_attempts=-1, max_record_age_s=345600.0, dedupe_window_s=330.0,
         ),
     }  # fmt: skip
     assert functions["ThumbnailFunction"].triggers == {
