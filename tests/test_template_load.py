@@ -134,7 +134,8 @@ def test_realworld_triggers_follow_lambda(shop: LoadedTemplate) -> None:
         "Notice": Trigger("Notice", batch_size=1, shape="records"),
         "Queued": Trigger(
             "Queued", batch_size=10, shape="records", item_id_path=("messageId",),
-            attempt_path=SQS_ATTEMPT, max_retry_attempts=-1, max_record_age_s=345600.0, dedupe_window_s=330.0,
+            attempt_path=SQS_ATTEMPT, max_retry_attempts=-1, max_record_age_s=345600.0,
+            dedupe_window_s=330.0,
         ),
     }  # fmt: skip
     assert functions["ThumbnailFunction"].triggers == {
