@@ -45,6 +45,12 @@ class TemplateCli(Cli):
         d.add_argument(
             "--edge-port", type=int, default=int(os.environ.get("LAMBDABUS_EDGE_PORT", 4566))
         )
+        d.add_argument(
+            "--edge-credentials",
+            default=os.environ.get("LAMBDABUS_EDGE_CREDENTIALS"),
+            metavar="KEY:SECRET[,KEY:SECRET]",
+            help="require SigV4 signatures made with these (default: $LAMBDABUS_EDGE_CREDENTIALS)",
+        )
         d.add_argument("--admin-port", type=int, default=0)
         d.add_argument("--grace", type=float, default=10.0)
         d.set_defaults(run=self.dev)
@@ -142,6 +148,7 @@ class TemplateCli(Cli):
             loaded,
             overrides=args.parameter_overrides,
             edge_port=args.edge_port,
+            credentials=parse_credentials(args.edge_credentials),
             redis_url=args.redis_url or os.environ.get("LAMBDABUS_REDIS_URL"),
         )
         return await serve(
@@ -185,6 +192,19 @@ class TemplateCli(Cli):
             raise UsageError(str(exc.args[0])) from None
         print(json.dumps(event, indent=2))
         return 0
+
+
+def parse_credentials(spec: str | None) -> dict[str, str] | None:
+    """``KEY:SECRET[,KEY:SECRET]`` → {key: secret}; None when not configured."""
+    if not spec:
+        return None
+    pairs = {}
+    for item in spec.split(","):
+        key, sep, secret = item.strip().partition(":")
+        if not sep or not key or not secret:
+            raise UsageError("edge credentials must look like KEY:SECRET[,KEY:SECRET]")
+        pairs[key] = secret
+    return pairs
 
 
 def read_event(spec: str | None) -> Any:

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bus.embedded import EmbeddedRedis, free_port
@@ -47,8 +47,10 @@ class DevStack:
         redis_url: str | None = None,
         aws_endpoint: str | None = None,
         overrides: Sequence[str] = (),
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
         self.loaded = loaded
+        self.credentials = dict(credentials) if credentials else None
         self.overrides = list(overrides)
         self.stack = loaded.stack
         self.edge_port = edge_port
@@ -78,7 +80,9 @@ class DevStack:
             self.redis_url = self._redis.url
         if not self.aws_endpoint:
             self.aws_endpoint = await asyncio.to_thread(self._start_moto)
-        self.edge = EdgeServer(self.redis_url, self.stack, port=self.edge_port)
+        self.edge = EdgeServer(
+            self.redis_url, self.stack, port=self.edge_port, credentials=self.credentials
+        )
         await self.edge.start()
         env = self._worker_env()
         for group in self.loaded.groups:
@@ -106,6 +110,9 @@ class DevStack:
                 "LAMBDABUS_ADMIN_PORT": "0",
             }
         )
+        if self.credentials:  # functions sign their calls to the edge with the first pair
+            key, secret = next(iter(self.credentials.items()))
+            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = key, secret
         if self._moto is not None:  # moto accepts any credentials; don't reach for real ones
             env.setdefault("AWS_ACCESS_KEY_ID", "testing")
             env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

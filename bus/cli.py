@@ -43,8 +43,10 @@ class Cli:
         self.add_global_options(p)
         # The same options after the command (``lambdabus dev --template x``) too;
         # SUPPRESS keeps a subcommand from resetting what was given before it.
-        common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+        common = argparse.ArgumentParser(add_help=False)
         self.add_global_options(common)
+        for action in common._actions:
+            action.default = argparse.SUPPRESS
         sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
         real_add = sub.add_parser
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import inspect
 import os
 import sys
@@ -17,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from .context import LambdaContext
@@ -77,13 +79,36 @@ def load_handler(fn: FunctionSpec) -> Callable[..., Any]:
         if path and path not in sys.path:
             sys.path.insert(0, path)
     try:
-        module = importlib.import_module(module_name)
+        module = _import(fn, module_name)
     except Exception as exc:
         raise HandlerLoadError(f"function {fn.name}: cannot import {module_name!r}: {exc}") from exc
     handler = getattr(module, attr, None)
     if not callable(handler):
         raise HandlerLoadError(f"function {fn.name}: {fn.handler!r} is not a callable")
     return handler
+
+
+def _import(fn: FunctionSpec, module_name: str) -> Any:
+    """Import the handler's module; a top-level module file in ``CodeUri`` is loaded under
+    a name of its own, so functions grouped into one process that each have an
+    ``app.py`` don't get each other's code (their other modules still share names)."""
+    path = Path(fn.code_path or "") / f"{module_name}.py"
+    if not fn.code_path or "." in module_name or not path.is_file():
+        return importlib.import_module(module_name)
+    unique = f"{module_name}__lambdabus_{fn.name}"
+    if unique in sys.modules:
+        return sys.modules[unique]
+    spec = importlib.util.spec_from_file_location(unique, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[unique]
+        raise
+    return module
 
 
 def timeout_error(fn: FunctionSpec, ctx: LambdaContext) -> ErrorInfo:

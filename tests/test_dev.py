@@ -103,10 +103,10 @@ def lambdabus(*args: str, cwd: Path, **kw: object) -> subprocess.CompletedProces
 class Dev:
     """A ``lambdabus dev`` process with its own TMPDIR, so leftovers can be seen."""
 
-    def __init__(self, app: Path, tmp: Path) -> None:
+    def __init__(self, app: Path, tmp: Path, **extra_env: str) -> None:
         self.port = free_port()
         self.tmp = tmp
-        env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(ROOT))
+        env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(ROOT), **extra_env)
         for var in ("LAMBDABUS_REDIS_URL", "AWS_ENDPOINT_URL"):
             env.pop(var, None)
         self.proc = subprocess.Popen(
@@ -143,13 +143,13 @@ class Dev:
             if self.proc.poll() is None:
                 self.proc.kill()
 
-    def client(self) -> object:
+    def client(self, key: str = "x", secret: str = "x") -> object:
         return boto3.client(
             "lambda",
             endpoint_url=f"http://127.0.0.1:{self.port}",
             region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
         )
 
 
@@ -235,3 +235,86 @@ def test_dev_started_and_stopped_five_times_leaves_nothing_behind(
         assert not [k for k in kids if Path(f"/proc/{k}").exists()], "child left running"
         assert not mentions(str(tmp)), "a process still uses the temp dir"
         assert list(tmp.iterdir()) == [], f"left in TMPDIR: {list(tmp.iterdir())}"
+
+
+GROUPED = """\
+Transform: AWS::Serverless-2016-10-31
+Metadata:
+  lambdabus:
+    stack: grouped
+Resources:
+  Caller:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: caller/
+      Handler: app.lambda_handler
+      Runtime: python3.11
+    Metadata:
+      lambdabus:
+        group: pair
+  Callee:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: callee/
+      Handler: app.lambda_handler
+    Metadata:
+      lambdabus:
+        group: pair
+"""
+
+CALLER = """\
+import json
+import boto3
+
+
+def lambda_handler(event, context):
+    # No endpoint_url: botocore reads AWS_ENDPOINT_URL_LAMBDA, which lambdabus sets.
+    reply = boto3.client("lambda").invoke(FunctionName="Callee", Payload=json.dumps(event))
+    return {"code": "caller", "callee": json.loads(reply["Payload"].read())}
+"""
+
+CALLEE = """\
+def lambda_handler(event, context):
+    return {"code": "callee", "got": event}
+"""
+
+
+def test_grouped_functions_share_a_process_and_reach_each_other_through_the_edge(
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "app"
+    for folder, code in (("caller", CALLER), ("callee", CALLEE)):
+        (app / folder).mkdir(parents=True)
+        (app / folder / "app.py").write_text(code)
+    (app / "template.yaml").write_text(GROUPED)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dev = Dev(app, tmp)
+    try:
+        workers = [line for line in dev.lines if line.strip().startswith("worker")]
+        resp = dev.client().invoke(FunctionName="Caller", Payload=b'{"n": 7}')  # type: ignore[attr-defined]
+        body = json.loads(resp["Payload"].read())
+    finally:
+        assert dev.stop() == 0
+    assert len(workers) == 1 and ("Callee+Caller" in workers[0] or "Caller+Callee" in workers[0])
+    assert "FunctionError" not in resp, body
+    assert body == {"code": "caller", "callee": {"code": "callee", "got": {"n": 7}}}
+
+
+def test_edge_requires_sigv4_when_credentials_are_configured(app_dir: Path, tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    dev = Dev(app_dir, tmp_path, LAMBDABUS_EDGE_CREDENTIALS="AKIDDEV:devsecret")
+    try:
+        url = f"http://127.0.0.1:{dev.port}/2015-03-31/functions/Alpha/invocations"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"))
+        wrong = dev.client("AKIDDEV", "not-the-secret")
+        with pytest.raises(wrong.exceptions.ClientError):  # type: ignore[attr-defined]
+            wrong.invoke(FunctionName="Alpha", Payload=b"{}")  # type: ignore[attr-defined]
+        ok = dev.client("AKIDDEV", "devsecret").invoke(FunctionName="Alpha", Payload=b"{}")  # type: ignore[attr-defined]
+    finally:
+        assert dev.stop() == 0
+    assert refused.value.code == 403
+    assert ok["StatusCode"] == 200 and json.loads(ok["Payload"].read())["code"] == "a"
