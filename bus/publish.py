@@ -8,7 +8,6 @@ acknowledge their source only after ``publish`` returned.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -16,6 +15,7 @@ from typing import Any, NamedTuple
 from redis.asyncio import Redis
 
 from . import metrics
+from .coalesce import Coalescer
 from .envelope import Envelope, encode
 from .keys import FunctionKeys, partition_hash
 from .scripts import Scripts
@@ -117,46 +117,20 @@ class Publisher:
 
 
 class CoalescingPublisher:
-    """Merges concurrent single-event publishes into one pipeline per loop turn.
-
-    An HTTP front end or a thousand concurrent invokes each publish one event; sent
-    one by one they would cost a round trip (and a pooled connection) each.
-    """
+    """Single-event publishes from many concurrent callers, one pipeline per loop turn."""
 
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
-        self._pending: dict[Target, list[Envelope]] = {}
-        self._waiters: list[asyncio.Future[None]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._coalescer: Coalescer[tuple[Envelope, tuple[Target, ...]]] = Coalescer(self._flush)
 
     async def publish(self, envelope: Envelope, targets: Iterable[Target]) -> None:
-        for target in targets:
-            name = target.trigger.name
-            env = envelope if envelope.trigger == name else envelope._replace(trigger=name)
-            self._pending.setdefault(target, []).append(env)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush())
-        await fut
+        await self._coalescer.submit((envelope, tuple(targets)))
 
-    async def _flush(self) -> None:
-        try:
-            while self._waiters:
-                await asyncio.sleep(0)  # let the other callers of this turn enqueue
-                batches, self._pending = self._pending, {}
-                waiters, self._waiters = self._waiters, []
-                try:
-                    await self.publisher.publish_batches(batches)
-                except BaseException as exc:
-                    for w in waiters:
-                        if not w.done():
-                            w.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                else:
-                    for w in waiters:
-                        if not w.done():
-                            w.set_result(None)
-        finally:
-            self._flushing = None
+    async def _flush(self, items: list[tuple[Envelope, tuple[Target, ...]]]) -> None:
+        batches: dict[Target, list[Envelope]] = {}
+        for envelope, targets in items:
+            for target in targets:
+                name = target.trigger.name
+                env = envelope if envelope.trigger == name else envelope._replace(trigger=name)
+                batches.setdefault(target, []).append(env)
+        await self.publisher.publish_batches(batches)

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import msgpack
 from redis.asyncio import Redis
 
+from .coalesce import Coalescer
 from .envelope import Envelope, encode
 from .handler import ErrorInfo, Outcome
 from .keys import FunctionKeys, reply_stream
@@ -63,9 +64,7 @@ class Invoker:
         self.reply_key = reply_stream(stack, process_id or f"{os.getpid()}-{os.urandom(4).hex()}")
         self.publisher = Publisher(self.redis, stack)
         self._futures: dict[str, asyncio.Future[InvokeResult]] = {}
-        self._outbox: list[tuple[str, bytes]] = []
-        self._flushing: asyncio.Task[None] | None = None
-        self._flush_waiters: list[asyncio.Future[None]] = []
+        self._outbox: Coalescer[tuple[str, bytes]] = Coalescer(self._send_batch)
         self._reader_task: asyncio.Task[None] | None = None
         self._keys: dict[str, FunctionKeys] = {}
 
@@ -92,7 +91,7 @@ class Invoker:
             keys = self._keys.get(function) or self._keys.setdefault(
                 function, FunctionKeys(self.stack, function)
             )
-            await self._send(keys.sync, encode(env))
+            await self._outbox.submit((keys.sync, encode(env)))
             async with asyncio.timeout(timeout_s):
                 return await fut
         except TimeoutError:
@@ -110,35 +109,11 @@ class Invoker:
         await self.publisher.publish([env], [Target(function, DIRECT)])
         return rid
 
-    async def _send(self, stream: str, payload: bytes) -> None:
-        self._outbox.append((stream, payload))
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._flush_waiters.append(fut)
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush())
-        await fut
-
-    async def _flush(self) -> None:
-        try:
-            while self._outbox:
-                await asyncio.sleep(0)  # gather every call made in this loop turn
-                batch, self._outbox = self._outbox, []
-                waiters, self._flush_waiters = self._flush_waiters, []
-                pipe = self.redis.pipeline(transaction=False)
-                for stream, payload in batch:
-                    pipe.xadd(stream, {"d": payload})
-                try:
-                    await pipe.execute()
-                except Exception as exc:
-                    for w in waiters:
-                        if not w.done():
-                            w.set_exception(exc)
-                else:
-                    for w in waiters:
-                        if not w.done():
-                            w.set_result(None)
-        finally:
-            self._flushing = None
+    async def _send_batch(self, items: list[tuple[str, bytes]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, payload in items:
+            pipe.xadd(stream, {"d": payload})
+        await pipe.execute()
 
     async def _read_replies(self) -> None:
         last = b"0-0"
