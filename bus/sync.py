@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from typing import Any, NamedTuple
 
 import msgpack
@@ -77,7 +78,7 @@ class Invoker:
     async def invoke(self, function: str, payload: Any, *, timeout_s: float = 30.0,
                      request_id: str | None = None) -> InvokeResult:  # fmt: skip
         """RequestResponse: run ``function`` on ``payload`` and return its reply."""
-        rid = request_id or os.urandom(16).hex()
+        rid = request_id or str(uuid.uuid4())
         now = time.time()
         env = Envelope(
             id=rid, source=SOURCE, type="Invoke", trigger=DIRECT.name, record=payload,
@@ -102,7 +103,7 @@ class Invoker:
     async def invoke_async(self, function: str, payload: Any,
                            request_id: str | None = None) -> str:  # fmt: skip
         """Event invocation type: queue it (retried on failure) and return its request id."""
-        rid = request_id or os.urandom(16).hex()
+        rid = request_id or str(uuid.uuid4())
         now = time.time()
         env = Envelope(id=rid, source=SOURCE, type="Invoke", trigger=DIRECT.name,
                        record=payload, time=now, first_seen=now)  # fmt: skip

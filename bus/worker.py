@@ -305,7 +305,9 @@ class Worker:
     async def _run_batch(self, trigger: Trigger, items: list[Item]) -> None:
         envs = [env for _, env in items]
         event = build_event(trigger.shape, envs, trigger.attempt_path)
-        request_id = new_request_id()
+        # A single event keeps its id as the request id across retries, as Lambda's
+        # asynchronous invocations do (and as the Invoke API's 202 response reported).
+        request_id = envs[0].id if trigger.shape == "single" else new_request_id()
         ids = [i for i, _ in items]
         outcome = await self._with_lease(event, request_id, ids, self.keys.stream)
         failed: list[int]
