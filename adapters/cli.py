@@ -54,6 +54,11 @@ class TemplateCli(Cli):
         d.add_argument("--admin-port", type=int, default=0)
         d.add_argument("--grace", type=float, default=10.0)
         d.set_defaults(run=self.dev)
+        dp = sub.add_parser("deploy", help="provision the template's AWS resources")
+        dp.add_argument("action", choices=["provision"])
+        dp.add_argument("template_path", nargs="?", metavar="TEMPLATE")
+        dp.add_argument("--endpoint-url", help="default: the standard AWS_ENDPOINT_URL variables")
+        dp.set_defaults(run=self.deploy)
         i = sub.add_parser("invoke", help="invoke a function, like `aws lambda invoke`")
         i.add_argument("function")
         i.add_argument("--event", "-e", help="event JSON file, or - for stdin (default: {})")
@@ -154,6 +159,19 @@ class TemplateCli(Cli):
         return await serve(
             dev.start, dev.stop, lambda: dev.ready, admin_port=args.admin_port, grace_s=args.grace
         )
+
+    async def deploy(self, args: argparse.Namespace) -> int:
+        from .provision import ProvisionError, provision
+
+        loaded = self.load(args)
+        try:
+            report = await provision(loaded, endpoint_url=args.endpoint_url)
+        except ProvisionError as exc:
+            raise UsageError(str(exc)) from None
+        for line in report.lines():
+            print(line)
+        print("no changes" if not report.changed() else "provisioned")
+        return 0
 
     async def invoke(self, args: argparse.Namespace) -> int:
         from bus.sync import Invoker, InvokeTimeout

@@ -65,6 +65,20 @@ class DevStack:
         self.admin_urls: dict[str, str] = {}
 
     async def start(self) -> None:
+        """Start everything; on failure, stop what already runs and report one line."""
+        from bus.cli import UsageError
+
+        from .provision import ProvisionError
+
+        try:
+            await self._start()
+        except BaseException as exc:
+            await self.stop(0)
+            if isinstance(exc, ProvisionError):
+                raise UsageError(f"provisioning failed: {exc}") from None
+            raise
+
+    async def _start(self) -> None:
         for warning in self.loaded.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         for ev in self.loaded.events:
@@ -80,6 +94,7 @@ class DevStack:
             self.redis_url = self._redis.url
         if not self.aws_endpoint:
             self.aws_endpoint = await asyncio.to_thread(self._start_moto)
+        await self._provision()
         self.edge = EdgeServer(
             self.redis_url, self.stack, port=self.edge_port, credentials=self.credentials
         )
@@ -90,9 +105,22 @@ class DevStack:
         self._print_endpoints()
         self.ready = True
 
+    async def _provision(self) -> None:
+        """Create the template's queues, topics, buckets, tables and their wiring."""
+        from .provision import provision
+
+        if self._moto is not None:  # moto accepts any credentials; don't reach for real ones
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        report = await provision(self.loaded, endpoint_url=self.aws_endpoint)
+        for line in report.lines():
+            print(f"provision: {line}", file=sys.stderr)
+
     def _start_moto(self) -> str:
         from moto.server import ThreadedMotoServer
 
+        for noisy in ("werkzeug", "aiobotocore.credentials", "botocore.credentials"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         port = free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()
