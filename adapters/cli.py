@@ -51,6 +51,10 @@ class TemplateCli(Cli):
             metavar="KEY:SECRET[,KEY:SECRET]",
             help="require SigV4 signatures made with these (default: $LAMBDABUS_EDGE_CREDENTIALS)",
         )
+        d.add_argument(
+            "--api-port", type=int, default=int(os.environ.get("LAMBDABUS_API_PORT", 3000))
+        )
+        d.add_argument("--mount-stage", action="store_true", help="serve routes under /STAGE")
         d.add_argument("--admin-port", type=int, default=0)
         d.add_argument("--grace", type=float, default=10.0)
         d.set_defaults(run=self.dev)
@@ -154,6 +158,8 @@ class TemplateCli(Cli):
             overrides=args.parameter_overrides,
             edge_port=args.edge_port,
             credentials=parse_credentials(args.edge_credentials),
+            api_port=args.api_port,
+            mount_stage=args.mount_stage,
             redis_url=args.redis_url or os.environ.get("LAMBDABUS_REDIS_URL"),
         )
         return await serve(

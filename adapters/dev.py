@@ -25,7 +25,7 @@ from .edge import EdgeServer
 
 log = logging.getLogger(__name__)
 
-ADAPTERS: dict[str, str] = {}
+ADAPTERS: dict[str, str] = {"Api": "API gateway", "HttpApi": "API gateway"}
 """Event type -> adapter that runs it; the source issues fill this in."""
 
 _PR_SET_PDEATHSIG = 1
@@ -48,9 +48,14 @@ class DevStack:
         aws_endpoint: str | None = None,
         overrides: Sequence[str] = (),
         credentials: Mapping[str, str] | None = None,
+        api_port: int = 3000,
+        mount_stage: bool = False,
     ) -> None:
         self.loaded = loaded
         self.credentials = dict(credentials) if credentials else None
+        self.api_port = api_port
+        self.mount_stage = mount_stage
+        self.gateway: Any = None
         self.overrides = list(overrides)
         self.stack = loaded.stack
         self.edge_port = edge_port
@@ -99,11 +104,29 @@ class DevStack:
             self.redis_url, self.stack, port=self.edge_port, credentials=self.credentials
         )
         await self.edge.start()
+        await self._start_gateway()
         env = self._worker_env()
         for group in self.loaded.groups:
             await self._start_worker(group, env)
         self._print_endpoints()
         self.ready = True
+
+    async def _start_gateway(self) -> None:
+        """Serve the template's Api/HttpApi routes, as ``sam local start-api`` does."""
+        from bus.cli import UsageError
+
+        from .http import ApiGateway, GatewayConfigError
+
+        if not any(ev.type in ("Api", "HttpApi") for ev in self.loaded.events):
+            return
+        assert self.redis_url is not None
+        try:
+            self.gateway = ApiGateway(
+                self.redis_url, self.loaded, port=self.api_port, mount_stage=self.mount_stage
+            )
+        except GatewayConfigError as exc:
+            raise UsageError(str(exc)) from None
+        await self.gateway.start()
 
     async def _provision(self) -> None:
         """Create the template's queues, topics, buckets, tables and their wiring."""
@@ -202,6 +225,8 @@ class DevStack:
             f"  aws          {self.aws_endpoint}" + ("  (embedded moto)" if self._moto else ""),
             f"  edge         {self.edge.url}  (Lambda Invoke API)",
         ]
+        if self.gateway is not None:
+            lines.append(f"  api          {self.gateway.url}  (API Gateway routes)")
         for label, url in sorted(self.admin_urls.items()):
             lines.append(f"  worker       {label}: {url}")
         lines.append("ready")
@@ -221,6 +246,8 @@ class DevStack:
                 proc.kill()
                 await proc.wait()
         await asyncio.gather(*self._relays, return_exceptions=True)
+        if self.gateway is not None:
+            await self.gateway.stop()
         if self.edge is not None:
             await self.edge.stop()
         if self._moto is not None:

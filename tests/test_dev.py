@@ -103,7 +103,7 @@ def lambdabus(*args: str, cwd: Path, **kw: object) -> subprocess.CompletedProces
 class Dev:
     """A ``lambdabus dev`` process with its own TMPDIR, so leftovers can be seen."""
 
-    def __init__(self, app: Path, tmp: Path, **extra_env: str) -> None:
+    def __init__(self, app: Path, tmp: Path, *extra_args: str, **extra_env: str) -> None:
         self.port = free_port()
         self.tmp = tmp
         env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(ROOT), **extra_env)
@@ -120,6 +120,7 @@ class Dev:
                 str(self.port),
                 "--grace",
                 "5",
+                *extra_args,
             ],
             cwd=app,
             env=env,
@@ -318,3 +319,45 @@ def test_edge_requires_sigv4_when_credentials_are_configured(app_dir: Path, tmp_
         assert dev.stop() == 0
     assert refused.value.code == 403
     assert ok["StatusCode"] == 200 and json.loads(ok["Payload"].read())["code"] == "a"
+
+
+HTTP_TEMPLATE = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Hello:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello/
+      Handler: app.lambda_handler
+      Events:
+        Get:
+          Type: HttpApi
+          Properties:
+            Path: /hello/{name}
+            Method: GET
+"""
+
+HELLO = """\
+def lambda_handler(event, context):
+    return {"hello": event["pathParameters"]["name"], "route": event["routeKey"]}
+"""
+
+
+def test_dev_serves_the_templates_http_routes(tmp_path: Path) -> None:
+    import urllib.request
+
+    app = tmp_path / "app"
+    (app / "hello").mkdir(parents=True)
+    (app / "hello" / "app.py").write_text(HELLO)
+    (app / "template.yaml").write_text(HTTP_TEMPLATE)
+    api_port = free_port()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dev = Dev(app, tmp, "--api-port", str(api_port))
+    try:
+        assert any(line.split()[:1] == ["api"] for line in dev.lines), dev.lines
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/hello/ada") as resp:
+            body = json.loads(resp.read())
+    finally:
+        assert dev.stop() == 0
+    assert body == {"hello": "ada", "route": "GET /hello/{name}"}

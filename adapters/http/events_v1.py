@@ -1,0 +1,137 @@
+"""Payload format 1.0: the event a REST API (and an HTTP API set to ``"1.0"``) sends.
+
+Shape as AWS documents and sends it: single-valued ``headers`` and
+``queryStringParameters`` keep the *last* value of a repeat while the
+``multiValue*`` twins keep all; absent parts are ``null``, never missing; a
+REST API passes ``path`` percent-encoded as received, an HTTP API decoded.
+``requestContext.path`` is the path the client asked for (with the stage when
+stages are mounted, as on API Gateway's default domain).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import unquote
+
+from adapters.samples_aws import clf, epoch_ms
+from adapters.template.models import ACCOUNT_ID
+
+from .request import Grant, RequestData, domain_prefix, encode_body, forwarded
+from .routes import Match
+
+
+def multi_headers(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Names as the client spelt them; a repeat spelt differently joins the first spelling."""
+    spelled: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
+    for name, value in headers:
+        key = spelled.setdefault(name.lower(), name)
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def identity(req: RequestData, api_key: str | None) -> dict[str, Any]:
+    return {
+        "cognitoIdentityPoolId": None,
+        "accountId": None,
+        "cognitoIdentityId": None,
+        "caller": None,
+        "apiKey": api_key,
+        "apiKeyId": hashlib.sha256(api_key.encode()).hexdigest()[:10] if api_key else None,
+        "sourceIp": req.source_ip,
+        "principalOrgId": None,
+        "accessKey": None,
+        "cognitoAuthenticationType": None,
+        "cognitoAuthenticationProvider": None,
+        "userArn": None,
+        "userAgent": req.header("User-Agent"),
+        "user": None,
+    }
+
+
+def authorizer_v1(grant: Grant | None) -> dict[str, Any] | None:
+    """REST's shape: a Lambda authorizer's context flattened beside principalId; JWT
+    claims and scopes (HTTP APIs sending format 1.0)."""
+    if grant is None:
+        return None
+    if grant.kind == "jwt":
+        return {"claims": grant.claims, "scopes": grant.scopes}
+    return {
+        **grant.context,
+        "principalId": grant.principal_id,
+        "integrationLatency": grant.latency_ms,
+    }
+
+
+def request_context(
+    req: RequestData,
+    match: Match,
+    request_id: str,
+    extended_id: str,
+    api_key: str | None = None,
+    grant: Grant | None = None,
+) -> dict[str, Any]:
+    route, host = match.route, req.host()
+    rest = route.api.kind == "rest"
+    context: dict[str, Any] = {
+        "resourceId": hashlib.sha256(route.path.encode()).hexdigest()[:6]
+        if rest
+        else route.route_key,
+        "resourcePath": route.path,
+        "httpMethod": req.method,
+        "extendedRequestId": extended_id,
+        "requestTime": clf(req.time),
+        "path": req.raw_path if rest else unquote(req.raw_path),
+        "accountId": ACCOUNT_ID,
+        "protocol": req.protocol,
+        "stage": route.api.stage,
+        "domainPrefix": domain_prefix(host),
+        "requestTimeEpoch": epoch_ms(req.time),
+        "requestId": request_id,
+        "identity": identity(req, api_key),
+        "domainName": host,
+        "apiId": route.api.id,
+    }
+    authorizer = authorizer_v1(grant)
+    if authorizer is not None:
+        context["authorizer"] = authorizer
+    return context
+
+
+def build_v1(
+    req: RequestData,
+    match: Match,
+    request_id: str,
+    extended_id: str,
+    *,
+    api_key: str | None = None,
+    grant: Grant | None = None,
+) -> dict[str, Any]:
+    """The proxy event for ``req`` routed by ``match``; raises UnicodeDecodeError or
+    ValueError for a query string that isn't UTF-8 or has too many fields."""
+    route = match.route
+    rest = route.api.kind == "rest"
+    headers = multi_headers(forwarded(req, lower=False))
+    query = req.query()
+    body, is_b64 = encode_body(
+        req.body, req.header("Content-Type"), route.api.binary_media_types if rest else None
+    )
+    event: dict[str, Any] = {}
+    if not rest:
+        event["version"] = "1.0"
+    event |= {
+        "resource": route.path,
+        "path": match.path if rest else unquote(match.path),
+        "httpMethod": req.method,
+        "headers": {k: v[-1] for k, v in headers.items()},
+        "multiValueHeaders": headers,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "requestContext": request_context(req, match, request_id, extended_id, api_key, grant),
+        "pathParameters": match.path_parameters,
+        "stageVariables": dict(route.api.stage_variables) if route.api.stage_variables else None,
+        "body": body,
+        "isBase64Encoded": is_b64,
+    }
+    return event

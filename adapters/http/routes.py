@@ -1,0 +1,405 @@
+"""The route table: the template's Api and HttpApi events, and how a request finds one.
+
+Pure data and functions (no I/O), so routing is tested without a server.
+
+Matching follows each API kind's documented precedence:
+
+- **REST APIs** walk a resource tree: at each path segment a literal child
+  beats ``{param}``, which beats ``{proxy+}``. The resource is chosen by path
+  alone; if it lacks the request's method (and ``ANY``), API Gateway answers
+  403 "Missing Authentication Token", as for an unknown path.
+- **HTTP APIs** pick among routes whose method matches (an exact method over
+  ``ANY``): a full match beats any greedy ``{proxy+}`` match, the longer
+  greedy prefix wins, and ``$default`` catches the rest. Nothing matching is
+  404 "Not Found" — API Gateway never answers 405.
+
+A greedy variable needs at least one segment (``/{proxy+}`` doesn't match
+``/``). A trailing slash matches the same route. By default every API is
+served at the root, as ``sam local start-api`` serves them; with
+``mount_stage`` each API lives under ``/{StageName}`` (an HTTP API's
+``$default`` stage at the root), as on API Gateway's default domain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote
+
+from adapters.template.loaded import LoadedTemplate, Resource
+
+from .auth_config import ApiAuth, GatewayConfigError, RouteAuth, parse_api_auth, route_auth
+from .cors import CorsConfig, parse_http_cors, parse_rest_cors
+from .errors import ApiKind
+
+REST_API = "AWS::Serverless::Api"
+HTTP_API = "AWS::Serverless::HttpApi"
+DEFAULT_ROUTE = "$default"
+
+LITERAL, PARAM, GREEDY = 0, 1, 2
+Segment = tuple[int, str]
+_PARAM = re.compile(r"\{([A-Za-z0-9._-]+)(\+?)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    logical_id: str
+    id: str
+    kind: ApiKind
+    stage: str
+    stage_variables: Mapping[str, str] | None = None
+    binary_media_types: tuple[str, ...] = ()
+    cors: CorsConfig | None = None
+    auth: ApiAuth = field(default_factory=ApiAuth)
+
+    @property
+    def prefix(self) -> tuple[str, ...]:
+        """The path segments the API sits under when stages are mounted."""
+        return () if self.stage == DEFAULT_ROUTE else (self.stage,)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    api: Api
+    method: str
+    """An HTTP method, or ``ANY``."""
+    path: str
+    """``/users/{id}``, ``/files/{proxy+}`` or ``$default``."""
+    function: str
+    event: str
+    payload_version: Literal["1.0", "2.0"] = "1.0"
+    auth: RouteAuth = field(default_factory=RouteAuth)
+    timeout_s: float | None = None
+    """The event's ``TimeoutInMillis``; None: the gateway's integration timeout."""
+    asynchronous: bool = False
+    segments: tuple[Segment, ...] = ()
+
+    @property
+    def route_key(self) -> str:
+        return DEFAULT_ROUTE if self.path == DEFAULT_ROUTE else f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    route: Route
+    path_parameters: dict[str, str] | None
+    path: str
+    """The request's raw (percent-encoded) path without the mounted stage prefix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    kind: ApiKind
+    """Whose dialect answers: the API the path was closest to."""
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    api: Api
+    methods: frozenset[str]
+    """Methods the matched REST resource serves (empty for HTTP APIs)."""
+    match: Match | None = None
+    """REST: the resource (one of its routes), for the auth SAM adds to its OPTIONS."""
+
+
+def parse_path(path: str, where: str) -> tuple[Segment, ...]:
+    """A route path's segments; ``{proxy+}`` only last, variables only as whole segments."""
+    if path == DEFAULT_ROUTE:
+        return ()
+    parts = [p for p in path.split("/")[1:] if p != ""] if path != "/" else []
+    segments: list[Segment] = []
+    for i, part in enumerate(parts):
+        found = _PARAM.fullmatch(part)
+        if found is None:
+            if "{" in part or "}" in part:
+                raise GatewayConfigError(f"{where}: {part!r} is not a whole-segment {{variable}}")
+            segments.append((LITERAL, part))
+        elif found.group(2):
+            if i != len(parts) - 1:
+                raise GatewayConfigError(f"{where}: a greedy {part} must be the last segment")
+            segments.append((GREEDY, found.group(1)))
+        else:
+            segments.append((PARAM, found.group(1)))
+    return tuple(segments)
+
+
+def _bind(segments: tuple[Segment, ...], parts: list[str], trailing: bool) -> dict[str, str] | None:
+    """Path parameters (decoded) if ``parts`` (decoded segments) fit the route, else None."""
+    params: dict[str, str] = {}
+    for i, (kind, text) in enumerate(segments):
+        if i >= len(parts):
+            return None
+        if kind == GREEDY:
+            params[text] = "/".join(parts[i:]) + ("/" if trailing else "")
+            return params
+        if kind == LITERAL:
+            if parts[i] != text:
+                return None
+        elif not parts[i]:
+            return None
+        else:
+            params[text] = parts[i]
+    return params if len(parts) == len(segments) else None
+
+
+def _rank(route: Route) -> tuple[int, ...]:
+    """Lower is more specific. HTTP APIs rank any full match above any greedy one."""
+    kinds = tuple(kind for kind, _ in route.segments)
+    if route.api.kind == "http":
+        return (GREEDY in kinds, *kinds)
+    return kinds
+
+
+def split_path(raw_path: str) -> tuple[list[str], bool]:
+    """Decoded segments of a raw path and whether it ends in ``/``; raises
+    UnicodeDecodeError for percent-escapes that aren't UTF-8 (the caller's 400)."""
+    body = raw_path[1:]
+    trailing = body.endswith("/")
+    if trailing:
+        body = body[:-1]
+    raw_parts = body.split("/") if body else []
+    return [unquote(p, errors="strict") for p in raw_parts], trailing
+
+
+@dataclass
+class RouteTable:
+    apis: list[Api]
+    routes: list[Route]
+    mount_stage: bool = False
+    warnings: list[str] = field(default_factory=list)
+    _http: dict[str, list[Route]] = field(default_factory=dict, repr=False)
+    """HTTP API id -> its routes, most specific first."""
+    _resources: dict[str, list[tuple[str, tuple[Segment, ...]]]] = field(
+        default_factory=dict, repr=False
+    )
+    """REST API id -> its resource paths, most specific first."""
+    _methods: dict[tuple[str, str], dict[str, Route]] = field(default_factory=dict, repr=False)
+    """(REST API id, resource path) -> method -> route."""
+
+    def __post_init__(self) -> None:
+        for route in sorted(self.routes, key=_rank):
+            api_id = route.api.id
+            if route.api.kind == "http":
+                self._http.setdefault(api_id, []).append(route)
+                continue
+            methods = self._methods.setdefault((api_id, route.path), {})
+            if not methods:
+                self._resources.setdefault(api_id, []).append((route.path, route.segments))
+            methods[route.method] = route
+
+    def _scope(self, api: Api, parts: list[str], raw_path: str) -> tuple[list[str], str] | None:
+        """The segments (and raw path) inside ``api``, or None if its stage isn't in the path."""
+        prefix = api.prefix if self.mount_stage else ()
+        if tuple(parts[: len(prefix)]) != prefix:
+            return None
+        if not prefix:
+            return parts, raw_path
+        rest = raw_path.split("/", 2)
+        return parts[len(prefix) :], "/" + (rest[2] if len(rest) > 2 else "")
+
+    def match(self, method: str, raw_path: str) -> Match | Miss:
+        """The route serving ``method raw_path``, else which API kind refuses it.
+
+        Raises UnicodeDecodeError for a path whose escapes aren't UTF-8."""
+        parts, trailing = split_path(raw_path)
+        kinds: set[ApiKind] = set()
+        resource_without_method = False
+        for api in self.apis:
+            scoped = self._scope(api, parts, raw_path)
+            if scoped is None:
+                continue
+            kinds.add(api.kind)
+            inner, path = scoped
+            if api.kind == "rest":
+                resource = self._resource(api, inner, trailing)
+                if resource is None:
+                    resource_without_method |= self._is_parent(api, inner)
+                    continue
+                methods, params = resource
+                route = methods.get(method) or methods.get("ANY")
+                if route is not None:
+                    return Match(route, params or None, path)
+                resource_without_method = True
+            else:
+                hit = self._match_http(api, method, inner, trailing)
+                if hit is not None:
+                    return Match(hit[0], hit[1] or None, path)
+        if resource_without_method or kinds == {"rest"}:
+            return Miss("rest")
+        if kinds or any(a.kind == "http" for a in self.apis):
+            return Miss("http")
+        return Miss("rest")
+
+    def _resource(
+        self, api: Api, parts: list[str], trailing: bool
+    ) -> tuple[dict[str, Route], dict[str, str]] | None:
+        """The most specific REST resource the path fits: its methods and path parameters."""
+        for path, segments in self._resources.get(api.id, ()):
+            params = _bind(segments, parts, trailing)
+            if params is not None:
+                return self._methods[(api.id, path)], params
+        return None
+
+    def _is_parent(self, api: Api, parts: list[str]) -> bool:
+        """Whether the path is a resource API Gateway creates on the way to a declared one
+        (``/files`` for ``/files/{proxy+}``, the root for any): it exists, serving nothing."""
+        return any(
+            len(parts) < len(segments) and _bind(segments[: len(parts)], parts, False) is not None
+            for _, segments in self._resources.get(api.id, ())
+        )
+
+    def _match_http(
+        self, api: Api, method: str, parts: list[str], trailing: bool
+    ) -> tuple[Route, dict[str, str]] | None:
+        default: Route | None = None
+        best: tuple[Route, dict[str, str]] | None = None
+        for route in self._http.get(api.id, ()):
+            if route.path == DEFAULT_ROUTE:
+                if route.method in (method, "ANY") and (default is None or route.method == method):
+                    default = route
+                continue
+            if route.method not in (method, "ANY"):
+                continue
+            if best is not None and _rank(route) != _rank(best[0]):
+                break
+            params = _bind(route.segments, parts, trailing)
+            if params is not None and (best is None or route.method == method):
+                best = (route, params)
+        if best is None and default is not None:
+            return default, {}
+        return best
+
+    def preflight(self, raw_path: str, cors_request: bool) -> Preflight | None:
+        """The CORS-enabled API that answers an OPTIONS request itself, if any: an HTTP
+        API for any real preflight, a REST API for its paths without their own OPTIONS."""
+        parts, trailing = split_path(raw_path)
+        for api in self.apis:
+            scoped = self._scope(api, parts, raw_path)
+            if api.cors is None or scoped is None:
+                continue
+            if api.kind == "http":
+                if cors_request:
+                    return Preflight(api, frozenset())
+                continue
+            resource = self._resource(api, scoped[0], trailing)
+            if resource is not None and "OPTIONS" not in resource[0]:
+                methods, params = resource
+                some = next(iter(methods.values()))
+                return Preflight(api, frozenset(methods), Match(some, params or None, scoped[1]))
+        return None
+
+
+# -- building the table from a loaded template -----------------------------------------------
+
+
+def _function_of(loaded: LoadedTemplate) -> Any:
+    def function_of(value: Any, where: str) -> str:
+        name = str(value).rsplit(":function:", 1)[-1].split(":")[0] if value else ""
+        if name not in loaded.stack.functions:
+            raise GatewayConfigError(f"{where}: {value!r} is not a function of this stack")
+        return name
+
+    return function_of
+
+
+def _jwks(loaded: LoadedTemplate) -> dict[str, str]:
+    """``Metadata.lambdabus.jwks``: authorizer name -> JWKS file (relative to the
+    template) or URL; lets a local JWT authorizer verify without reaching the issuer."""
+    raw = loaded.settings.get("jwks") or {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise GatewayConfigError("Metadata.lambdabus.jwks: expected authorizer name -> file or URL")
+    base = loaded.path.parent
+    return {
+        name: v if re.match(r"^[a-z]+://", v) else str((base / Path(v)).resolve())
+        for name, v in raw.items()
+    }
+
+
+def _api(res: Resource, loaded: LoadedTemplate, jwks: Mapping[str, str]) -> Api:
+    props, where = res.properties, res.logical_id
+    kind: ApiKind = "rest" if res.type == REST_API else "http"
+    auth = parse_api_auth(kind, props.get("Auth"), _function_of(loaded), jwks, f"{where}.Auth")
+    if kind == "rest":
+        cors = parse_rest_cors(props.get("Cors"), f"{where}.Cors")
+        variables = props.get("Variables") or None
+        binary = tuple(t.replace("~1", "/") for t in props.get("BinaryMediaTypes", []))
+    else:
+        cors = parse_http_cors(props.get("CorsConfiguration"), f"{where}.CorsConfiguration")
+        variables, binary = props.get("StageVariables") or None, ()
+    stage = str(props.get("StageName") or DEFAULT_ROUTE)
+    return Api(res.logical_id, res.ref, kind, stage, variables, binary, cors, auth)
+
+
+def build_routes(
+    loaded: LoadedTemplate,
+    *,
+    mount_stage: bool = False,
+    asynchronous: Mapping[str, Collection[str]] | None = None,
+) -> RouteTable:
+    """Every Api/HttpApi event of ``loaded`` as a route; ``asynchronous`` maps a function to
+    the event names it serves asynchronously (its ``Metadata.lambdabus.async_routes``)."""
+    jwks = _jwks(loaded)
+    apis = {
+        res.ref: _api(res, loaded, jwks)
+        for res in loaded.resources.values()
+        if res.type in (REST_API, HTTP_API)
+    }
+    wanted = {(fn, ev) for fn, events in (asynchronous or {}).items() for ev in events}
+    routes = [
+        _route(source.function, source.name, source.properties, apis, wanted)
+        for source in loaded.events
+        if source.type in ("Api", "HttpApi")
+    ]
+    for fn, ev in sorted(wanted - {(r.function, r.event) for r in routes}):
+        raise GatewayConfigError(
+            f"{fn}: Metadata.lambdabus.async_routes: {ev!r} is not an Api or HttpApi event of it"
+        )
+    return RouteTable(list(apis.values()), routes, mount_stage, _overlaps(routes, mount_stage))
+
+
+def _route(
+    fn: str,
+    name: str,
+    props: Mapping[str, Any],
+    apis: Mapping[str, Api],
+    asynchronous: Collection[tuple[str, str]],
+) -> Route:
+    where = f"{fn}.Events.{name}"
+    api_id = props.get("RestApiId") or props.get("ApiId")
+    api = apis.get(str(api_id))
+    if api is None:
+        raise GatewayConfigError(f"{where}: no API with id {api_id!r} in this template")
+    version = str(props.get("PayloadFormatVersion", "2.0" if api.kind == "http" else "1.0"))
+    timeout_ms = props.get("TimeoutInMillis")
+    path, method = str(props["Path"]), str(props["Method"]).upper()
+    return Route(
+        api,
+        method,
+        path,
+        fn,
+        name,
+        "2.0" if version == "2.0" else "1.0",
+        route_auth(api.kind, api.auth, props.get("Auth"), f"{where}.Auth"),
+        float(timeout_ms) / 1000 if timeout_ms is not None else None,
+        (fn, name) in asynchronous,
+        parse_path(path, f"{where}.Path"),
+    )
+
+
+def _overlaps(routes: list[Route], mount_stage: bool) -> list[str]:
+    """Routes of different APIs that share a path at the root: the first API serves them."""
+    seen: dict[tuple[str, str], Route] = {}
+    warnings: list[str] = []
+    for route in routes:
+        prefix = route.api.prefix if mount_stage else ()
+        key = (route.method, "/".join(prefix) + route.path)
+        first = seen.setdefault(key, route)
+        if first.api.id != route.api.id:
+            warnings.append(
+                f"{route.function}.{route.event}: {route.route_key} is also served by"
+                f" {first.function}.{first.event} ({first.api.logical_id}), which wins"
+            )
+    return warnings
