@@ -59,6 +59,15 @@ class FunctionKeys:
     def partition_state(self) -> str:
         return f"{self.prefix}:pstate"
 
+    @property
+    def dlq_forwarded(self) -> str:
+        """How far the dead-letter forwarder got (adapters/destinations.py)."""
+        return f"{self.prefix}:dlq-forwarded"
+
+    @property
+    def dlq_forwarder_lease(self) -> str:
+        return f"{self.prefix}:dlq-forwarder"
+
 
 def reply_stream(stack: str, process_id: str) -> str:
     """The reply stream of one invoking process (its own hash tag)."""

@@ -35,10 +35,10 @@ class Trigger:
     ordered: bool = False
     partial_batch: PartialBatch = "none"
     item_id_path: tuple[str, ...] = ()
+    """Where a record keeps the id that ``batchItemFailures`` names (empty: envelope id)."""
     attempt_path: tuple[str, ...] = ()
     """Where a record reports its delivery count (SQS: ``attributes.ApproximateReceiveCount``);
     the worker writes ``attempt + 1`` there on retries. Empty: records are left alone."""
-    """Where a record keeps the id that ``batchItemFailures`` names (empty: envelope id)."""
     bisect_on_error: bool = False
     max_retry_attempts: int | None = None
     """Overrides the function's retry policy; -1 retries until the record is too old."""

@@ -1,0 +1,324 @@
+"""Dead letters forwarded to the SQS queues and SNS topics a template names.
+
+The bus keeps every dead letter in the function's own dead-letter stream
+(listable, redrivable). Where AWS would also move the event somewhere, this
+forwarder sends it there:
+
+- an SQS event source's queue with a RedrivePolicy: the original body and
+  message attributes go to its ``deadLetterTargetArn``, as SQS's redrive
+  would (looked up from the queue when forwarding, so a queue outside the
+  template works too; a queue without a RedrivePolicy forwards nothing);
+- a function's ``DeadLetterQueue`` (SQS or SNS), for its asynchronous triggers:
+  the Lambda event as the body, with the ``RequestID``, ``ErrorCode`` and
+  ``ErrorMessage`` attributes Lambda adds.
+
+The forwarder tails the stream with XREAD from the last forwarded id, which it
+stores in Redis after each send: at-least-once (a crash between the send and
+the store sends that letter again); FIFO queues and topics get a
+MessageDeduplicationId derived from the letter, so there a resend is dropped
+within SQS's five-minute deduplication interval. One forwarder per function is
+active at a time (a lease), so replicas don't multiply the sends. A letter
+that fails :data:`MAX_SEND_ATTEMPTS` times is skipped with an error; it stays in
+the bus's dead-letter stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiobotocore.session import get_session
+from redis.asyncio import Redis
+
+from bus import metrics
+from bus.envelope import Envelope, UndecodableEntry, decode
+from bus.keys import FunctionKeys
+from bus.spec import DIRECT
+
+from .base import ErrorBackoff
+from .sqs_records import api_message_attributes, arn_parts
+from .template.loaded import LoadedTemplate
+
+log = logging.getLogger(__name__)
+
+Payload = Literal["source", "event"]
+RECORD_SOURCES = frozenset({"aws:sqs", "aws:sns", "aws:s3", "aws:dynamodb", "aws:kinesis"})
+"""Sources whose Lambda event is ``{"Records": [...]}``."""
+ASYNC_EVENT_TYPES = frozenset(
+    {"S3", "SNS", "Schedule", "ScheduleV2", "EventBridgeRule", "CloudWatchEvent"}
+)
+"""Event types Lambda invokes asynchronously: the ones a ``DeadLetterQueue`` covers."""
+MAX_SEND_ATTEMPTS = 5
+LEASE_S = 30.0
+REDRIVE_TTL_S = 60.0
+READ_COUNT = 100
+
+_ACQUIRE_OR_RENEW = """
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """An SQS queue or SNS topic ARN, and what to send there."""
+
+    arn: str
+    payload: Payload = "event"
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """The ``deadLetterTargetArn`` of this source queue's RedrivePolicy, whatever it is now."""
+
+    queue_arn: str
+
+
+Route = Destination | Redrive
+
+
+def cursor_key(stack: str, function: str) -> str:
+    return FunctionKeys(stack, function).dlq_forwarded
+
+
+def lease_key(stack: str, function: str) -> str:
+    return FunctionKeys(stack, function).dlq_forwarder_lease
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to send: body, attributes in the SendMessage/Publish casing, FIFO ids."""
+
+    body: str
+    attributes: dict[str, Any]
+    group_id: str
+    dedupe_id: str
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def outgoing(stack: str, function: str, letter_id: str, env: Envelope, error_message: str,
+             payload: Payload) -> Outgoing:  # fmt: skip
+    """What a dead letter becomes at its destination (pure)."""
+    record = env.record if isinstance(env.record, dict) else {}
+    letter = f"{stack}\0{function}\0{letter_id}"
+    dedupe = hashlib.sha256(letter.encode()).hexdigest()
+    group = str((record.get("attributes") or {}).get("MessageGroupId") or env.partition
+                or function)[:128]  # fmt: skip
+    if payload == "source" and env.source == "aws:sqs" and isinstance(record.get("body"), str):
+        attributes = api_message_attributes(record.get("messageAttributes") or {})
+        return Outgoing(record["body"], attributes, group, dedupe)
+    event = {"Records": [env.record]} if env.source in RECORD_SOURCES else env.record
+    request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, letter))
+    attributes = {
+        "RequestID": {"DataType": "String", "StringValue": request_id},
+        "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+        "ErrorMessage": {"DataType": "String", "StringValue": (error_message or "-")[:1024]},
+    }
+    return Outgoing(json.dumps(event, default=_jsonable), attributes, group, dedupe)
+
+
+def forwarder_routes(loaded: LoadedTemplate) -> dict[str, dict[str, Route]]:
+    """Function → trigger → where its dead letters go, from a loaded template."""
+    routes: dict[str, dict[str, Route]] = {}
+    for source in loaded.events:
+        fn = loaded.stack.functions.get(source.function)
+        if fn is not None and source.type == "SQS" and source.name in fn.triggers:
+            routes.setdefault(source.function, {})[source.name] = Redrive(
+                str(source.properties["Queue"])
+            )
+    for dest in loaded.destinations:
+        if dest.source != "DeadLetterQueue":
+            continue  # EventInvokeConfig / stream OnFailure want Lambda's destination record
+        mine = routes.setdefault(dest.function, {})
+        mine.setdefault(DIRECT.name, Destination(dest.arn))
+        for source in loaded.events:
+            if source.function == dest.function and source.type in ASYNC_EVENT_TYPES:
+                mine.setdefault(source.name, Destination(dest.arn))
+    return routes
+
+
+def forwarders_for(redis: Redis, loaded: LoadedTemplate) -> list[DeadLetterForwarder]:
+    return [
+        DeadLetterForwarder(redis, loaded.stack.name, fn, routes)
+        for fn, routes in forwarder_routes(loaded).items()
+    ]
+
+
+class DeadLetterForwarder:
+    """Tails one function's dead-letter stream and sends each letter to its route."""
+
+    def __init__(self, redis: Redis, stack: str, function: str, routes: dict[str, Route], *,
+                 poll_s: float = 1.0, lease_s: float = LEASE_S) -> None:  # fmt: skip
+        self.redis = redis
+        self.stack = stack
+        self.function = function
+        self.routes = routes
+        self.poll_s = poll_s
+        """Pause between reads that found nothing: dead letters are rare, and a blocking
+        XREAD per function would hold a pooled connection the adapters publish with."""
+        self.lease_s = lease_s
+        self.keys = FunctionKeys(stack, function)
+        self.cursor = cursor_key(stack, function)
+        self.lease = lease_key(stack, function)
+        self.owner = f"{os.uname().nodename}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.forwarded = 0
+        self.stopping = False
+        self._stop = asyncio.Event()
+        self._acquire = redis.register_script(_ACQUIRE_OR_RENEW)
+        self._release = redis.register_script(_RELEASE)
+        self._failures: dict[bytes, int] = {}
+        self._redrive: dict[str, tuple[float, Destination | None]] = {}
+        self._urls: dict[str, str] = {}
+        self._exit = AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
+        self._errors = metrics.ADAPTER_ERRORS.labels(f"dlq:{function}")
+        self.sqs: Any = None
+        self.sns: Any = None
+
+    @property
+    def ready(self) -> bool:
+        return self._task is not None and not self.stopping
+
+    async def start(self) -> None:
+        session = get_session()
+        self.sqs = await self._exit.enter_async_context(session.create_client("sqs"))
+        self.sns = await self._exit.enter_async_context(session.create_client("sns"))
+        self._task = asyncio.create_task(self._run(), name=f"dlq-forwarder:{self.function}")
+
+    async def stop(self, grace_s: float = 30.0) -> bool:
+        self.stopping = True
+        self._stop.set()
+        finished = True
+        if self._task is not None:
+            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
+            finished = bool(done)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await self._release(keys=[self.lease], args=[self.owner])
+        except Exception:  # the lease lapses by itself
+            log.warning("could not release the forwarder lease of %s", self.function)
+        await self._exit.aclose()
+        return finished
+
+    async def _run(self) -> None:
+        backoff = ErrorBackoff()
+        while not self.stopping:
+            try:
+                held = await self._acquire(
+                    keys=[self.lease], args=[self.owner, int(self.lease_s * 1000)]
+                )
+                if not held:
+                    await self._pause(min(self.lease_s / 3, 5.0))
+                    continue
+                if not await self.forward_once():
+                    await self._pause(self.poll_s)
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._errors.inc()
+                log.exception("forwarding dead letters of %s failed; retrying", self.function)
+                await self._pause(backoff.next_delay_s())
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def forward_once(self) -> int:
+        """One XREAD past the cursor; returns how many letters it handled."""
+        start: Any = await self.redis.get(self.cursor) or b"0-0"
+        reply: Any = await self.redis.xread({self.keys.dead_letters: start}, count=READ_COUNT)
+        handled = 0
+        for _, entries in reply.items() if isinstance(reply, dict) else reply or []:
+            for entry_id, fields in entries:
+                if self.stopping:
+                    return handled
+                self.forwarded += await self._forward_one(entry_id, fields)
+                await self.redis.set(self.cursor, entry_id)
+                handled += 1
+        return handled
+
+    async def _forward_one(self, entry_id: bytes, fields: dict[bytes, bytes]) -> int:
+        try:
+            env = decode(fields.get(b"d", b""))
+        except UndecodableEntry:
+            return 0  # kept in the stream for `lambdabus dlq`; nothing to send
+        route = self.routes.get(env.trigger)
+        dest = await self._destination(route) if route is not None else None
+        if dest is None:
+            return 0
+        letter_id = entry_id.decode()
+        message = fields.get(b"error_message", b"").decode(errors="replace")
+        out = outgoing(self.stack, self.function, letter_id, env, message, dest.payload)
+        try:
+            await self._send(dest.arn, out)
+        except Exception:
+            tries = self._failures[entry_id] = self._failures.get(entry_id, 0) + 1
+            if tries < MAX_SEND_ATTEMPTS:
+                raise
+            del self._failures[entry_id]
+            self._errors.inc()
+            log.exception("giving up forwarding dead letter %s of %s to %s (it stays in the "
+                          "dead-letter stream)", letter_id, self.function, dest.arn)  # fmt: skip
+            return 0
+        self._failures.pop(entry_id, None)
+        return 1
+
+    async def _destination(self, route: Route) -> Destination | None:
+        if isinstance(route, Destination):
+            return route
+        cached = self._redrive.get(route.queue_arn)
+        if cached is not None and time.monotonic() - cached[0] < REDRIVE_TTL_S:
+            return cached[1]
+        url = await self._queue_url(route.queue_arn)
+        attrs = await self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+        policy = attrs.get("Attributes", {}).get("RedrivePolicy")
+        target = json.loads(policy).get("deadLetterTargetArn") if policy else None
+        dest = Destination(str(target), "source") if target else None
+        self._redrive[route.queue_arn] = (time.monotonic(), dest)
+        return dest
+
+    async def _queue_url(self, arn: str) -> str:
+        url = self._urls.get(arn)
+        if url is None:
+            _, account, name = arn_parts(arn)
+            response = await self.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
+            url = self._urls[arn] = str(response["QueueUrl"])
+        return url
+
+    async def _send(self, arn: str, out: Outgoing) -> None:
+        fifo: dict[str, str] = {}
+        if arn.endswith(".fifo"):
+            fifo = {"MessageGroupId": out.group_id, "MessageDeduplicationId": out.dedupe_id}
+        if ":sns:" in arn:
+            await self.sns.publish(TopicArn=arn, Message=out.body,
+                                   MessageAttributes=out.attributes, **fifo)  # fmt: skip
+            return
+        extra: dict[str, Any] = {"MessageAttributes": out.attributes} if out.attributes else {}
+        await self.sqs.send_message(QueueUrl=await self._queue_url(arn), MessageBody=out.body,
+                                    **extra, **fifo)  # fmt: skip
