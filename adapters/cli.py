@@ -58,6 +58,13 @@ class TemplateCli(Cli):
         d.add_argument("--admin-port", type=int, default=0)
         d.add_argument("--grace", type=float, default=10.0)
         d.set_defaults(run=self.dev)
+        ad = sub.add_parser("adapter", help="run event-source adapters (what dev runs inside)")
+        ad.add_argument("source", choices=["sqs"], help="sqs: SQS mappings, S3/SNS carriers, DLQs")
+        ad.add_argument(
+            "--admin-port", type=int, default=int(os.environ.get("LAMBDABUS_ADMIN_PORT", 0))
+        )
+        ad.add_argument("--grace", type=float, default=30.0)
+        ad.set_defaults(run=self.adapter)
         dp = sub.add_parser("deploy", help="provision the template's AWS resources")
         dp.add_argument("action", choices=["provision"])
         dp.add_argument("template_path", nargs="?", metavar="TEMPLATE")
@@ -165,6 +172,23 @@ class TemplateCli(Cli):
         return await serve(
             dev.start, dev.stop, lambda: dev.ready, admin_port=args.admin_port, grace_s=args.grace
         )
+
+    async def adapter(self, args: argparse.Namespace) -> int:
+        from bus.lifecycle import serve
+        from bus.redis_conn import connect
+
+        from .sqs import services_for
+
+        loaded = self.load(args)
+        redis = connect(redis_url(args.redis_url))
+        group = services_for(redis, loaded, carriers=True)
+        if not group.adapters:
+            raise UsageError(f"{loaded.path}: no SQS, S3 or SNS event sources to run")
+        try:
+            return await serve(group.start, group.stop, lambda: group.ready,
+                               admin_port=args.admin_port, grace_s=args.grace)  # fmt: skip
+        finally:
+            await redis.aclose()
 
     async def deploy(self, args: argparse.Namespace) -> int:
         from .provision import ProvisionError, provision

@@ -25,7 +25,13 @@ from .edge import EdgeServer
 
 log = logging.getLogger(__name__)
 
-ADAPTERS: dict[str, str] = {"Api": "API gateway", "HttpApi": "API gateway"}
+ADAPTERS: dict[str, str] = {
+    "Api": "API gateway",
+    "HttpApi": "API gateway",
+    "SQS": "sqs",
+    "S3": "sqs (carrier queue)",
+    "SNS": "sqs (carrier queue) and /sns/ on the edge",
+}
 """Event type -> adapter that runs it; the source issues fill this in."""
 
 _PR_SET_PDEATHSIG = 1
@@ -56,6 +62,8 @@ class DevStack:
         self.api_port = api_port
         self.mount_stage = mount_stage
         self.gateway: Any = None
+        self.adapters: Any = None
+        self._redis_client: Any = None
         self.overrides = list(overrides)
         self.stack = loaded.stack
         self.edge_port = edge_port
@@ -103,13 +111,46 @@ class DevStack:
         self.edge = EdgeServer(
             self.redis_url, self.stack, port=self.edge_port, credentials=self.credentials
         )
+        self._mount_sns(self.edge)
         await self.edge.start()
+        await self._start_adapters()
         await self._start_gateway()
         env = self._worker_env()
         for group in self.loaded.groups:
             await self._start_worker(group, env)
         self._print_endpoints()
         self.ready = True
+
+    def _mount_sns(self, edge: EdgeServer) -> None:
+        """SNS HTTP(S) subscriptions post to /sns/{function}/{event} on the edge port."""
+        from bus.publish import Publisher
+        from bus.redis_conn import connect
+
+        from .sns_http import SnsHttpEndpoint
+
+        if not any(ev.type == "SNS" for ev in self.loaded.events):
+            return
+        assert self.redis_url is not None
+        self._redis_client = connect(self.redis_url)
+        SnsHttpEndpoint(
+            self.loaded.events,
+            self.stack,
+            Publisher(self._redis_client, self.stack.name),
+            sns_endpoint_url=os.environ.get("AWS_ENDPOINT_URL_SNS") or self.aws_endpoint,
+        ).mount(edge)
+
+    async def _start_adapters(self) -> None:
+        """SQS mappings, S3/SNS carrier queues and dead-letter forwarders, in this process."""
+        from bus.redis_conn import connect
+
+        from .sqs import services_for
+
+        assert self.redis_url is not None
+        if self._redis_client is None:
+            self._redis_client = connect(self.redis_url)
+        self.adapters = services_for(self._redis_client, self.loaded, carriers=True)
+        if self.adapters.adapters:
+            await self.adapters.start()
 
     async def _start_gateway(self) -> None:
         """Serve the template's Api/HttpApi routes, as ``sam local start-api`` does."""
@@ -135,6 +176,11 @@ class DevStack:
         if self._moto is not None:  # moto accepts any credentials; don't reach for real ones
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        # The adapters in this process find AWS through the standard variables, like any SDK.
+        assert self.aws_endpoint is not None
+        os.environ["AWS_ENDPOINT_URL"] = self.aws_endpoint
+        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+            os.environ["AWS_DEFAULT_REGION"] = self.loaded.region  # the region ARNs were built in
         report = await provision(self.loaded, endpoint_url=self.aws_endpoint)
         for line in report.lines():
             print(f"provision: {line}", file=sys.stderr)
@@ -233,11 +279,14 @@ class DevStack:
         print("\n".join(lines), flush=True)
 
     async def stop(self, grace_s: float) -> bool:
+        """Sources first (nothing new comes in), then workers drain, then the services."""
         self.ready = False
+        clean = True
+        if self.adapters is not None and self.adapters.adapters:
+            clean = await self.adapters.stop(grace_s)
         for proc in self.workers:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
-        clean = True
         for proc in self.workers:
             try:
                 await asyncio.wait_for(proc.wait(), grace_s + 5)
@@ -250,6 +299,8 @@ class DevStack:
             await self.gateway.stop()
         if self.edge is not None:
             await self.edge.stop()
+        if self._redis_client is not None:
+            await self._redis_client.aclose()
         if self._moto is not None:
             await asyncio.to_thread(self._moto.stop)
         if self._redis is not None:

@@ -361,3 +361,85 @@ def test_dev_serves_the_templates_http_routes(tmp_path: Path) -> None:
     finally:
         assert dev.stop() == 0
     assert body == {"hello": "ada", "route": "GET /hello/{name}"}
+
+
+SOURCES_TEMPLATE = """\
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  OutDir:
+    Type: String
+Globals:
+  Function:
+    Environment:
+      Variables:
+        OUT_DIR: !Ref OutDir
+Resources:
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 30
+  Uploads:
+    Type: AWS::S3::Bucket
+  Recorder:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: recorder/
+      Handler: app.lambda_handler
+      Events:
+        Queue:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Jobs.Arn
+            BatchSize: 1
+        Upload:
+          Type: S3
+          Properties:
+            Bucket: !Ref Uploads
+            Events: s3:ObjectCreated:*
+"""
+
+RECORDER = """\
+import json, os, uuid
+
+
+def lambda_handler(event, context):
+    path = os.path.join(os.environ["OUT_DIR"], uuid.uuid4().hex + ".json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(event, f)
+    os.rename(path + ".tmp", path)
+"""
+
+
+def test_dev_runs_sqs_and_s3_sources_end_to_end(tmp_path: Path) -> None:
+    from aws_lambda_powertools.utilities.parser.models import S3Model, SqsModel
+
+    app = tmp_path / "app"
+    (app / "recorder").mkdir(parents=True)
+    (app / "recorder" / "app.py").write_text(RECORDER)
+    (app / "template.yaml").write_text(SOURCES_TEMPLATE)
+    out = tmp_path / "out"
+    out.mkdir()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dev = Dev(app, tmp, "--parameter-overrides", f"OutDir={out}")
+    try:
+        aws = next(line.split()[1] for line in dev.lines if line.split()[:1] == ["aws"])
+        kw = {"endpoint_url": aws, "region_name": "us-east-1",
+              "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # fmt: skip
+        sqs = boto3.client("sqs", **kw)
+        url = sqs.get_queue_url(QueueName="app-Jobs")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody='{"job": 1}')
+        boto3.client("s3", **kw).put_object(Bucket="app-uploads", Key="a b.txt", Body=b"hi")
+        deadline = time.monotonic() + 30
+        events: list[dict[str, object]] = []
+        while len(events) < 2 and time.monotonic() < deadline:
+            events = [json.loads(p.read_text()) for p in out.glob("*.json")]
+            time.sleep(0.1)  # bounded poll of files written by another process
+    finally:
+        assert dev.stop() == 0
+    sources = {e["Records"][0]["eventSource"]: e for e in events}  # type: ignore[index]
+    assert set(sources) == {"aws:sqs", "aws:s3"}, events
+    SqsModel.model_validate(sources["aws:sqs"])
+    s3 = S3Model.model_validate(sources["aws:s3"])
+    assert s3.Records[0].s3.bucket.name == "app-uploads"
+    assert json.loads(sources["aws:sqs"]["Records"][0]["body"]) == {"job": 1}  # type: ignore[index]
