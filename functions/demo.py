@@ -73,7 +73,7 @@ async def wait_results(store: Any, expected: int, timeout_s: float) -> list[dict
     return rows
 
 
-async def drive(edge: str, store_url: str) -> list[Row]:
+async def drive(edge: str, aws: str, store_url: str) -> list[Row]:
     rows: list[Row] = []
     session = get_session()
     async with session.create_client(
@@ -112,9 +112,17 @@ async def drive(edge: str, store_url: str) -> list[Row]:
         await invoke("Orders", {"id": 2, "quantity": 0})  # raises: a synchronous error
         await invoke("Flaky", {"job": "nightly-report"}, "Event")  # fails twice, then succeeds
         await invoke("Orders", {"id": 3, "quantity": 0}, "Event")  # retried, then dead-lettered
+    async with session.create_client(
+        "sqs", endpoint_url=aws, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    ) as sqs:  # fmt: skip
+        url = (await sqs.get_queue_url(QueueName="demo-Jobs"))["QueueUrl"]
+        entries = [{"Id": str(i), "MessageBody": json.dumps({"id": i})} for i in range(1, 4)]
+        await sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        rows.append(("JobWorker", "SQS send_message_batch x3 to demo-Jobs", "sent", ""))
     store = connect(store_url)
     try:
-        for rep in await wait_results(store, expected=2, timeout_s=60):
+        for rep in await wait_results(store, expected=5, timeout_s=60):
             ms = f"{(float(rep['at']) - published) * 1000:.0f} ms after publish"
             rows.append((rep["function"], rep["key"], rep["outcome"], ms))
     finally:
@@ -134,7 +142,7 @@ def main() -> int:
         print("starting: lambdabus dev template.yaml")
         proc, endpoints = start_dev(store.url, free_port())
         try:
-            rows = asyncio.run(drive(endpoints["edge"], store.url))
+            rows = asyncio.run(drive(endpoints["edge"], endpoints["aws"], store.url))
             dlq = subprocess.run(
                 [
                     sys.executable,
@@ -161,7 +169,7 @@ def main() -> int:
     print("\ndead letters of Orders (lambdabus dlq list Orders):")
     print(dlq.stdout.strip() or dlq.stderr.strip())
     print(f"\nlambdabus dev stopped on SIGTERM with exit code {code}")
-    return 0 if code == 0 and len(rows) >= 8 else 1
+    return 0 if code == 0 and len(rows) >= 12 else 1
 
 
 if __name__ == "__main__":
