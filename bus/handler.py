@@ -140,6 +140,11 @@ class InProcessRunner:
                 return Outcome("success", await self.handler(event, ctx))
         except TimeoutError:
             return Outcome("timeout", error=timeout_error(self.fn, ctx))
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return Outcome("error", error=ErrorInfo.from_exception(exc))  # the handler's own
         except Exception as exc:
             return Outcome("error", error=ErrorInfo.from_exception(exc))
 
@@ -148,6 +153,8 @@ class InProcessRunner:
         afut = asyncio.wrap_future(cfut)
         done, _ = await asyncio.wait((afut,), timeout=self.fn.timeout_s)
         if not done:
+            if cfut.cancel():  # it never started (pool full): nothing to abandon
+                return Outcome("timeout", error=timeout_error(self.fn, ctx))
             return Outcome("timeout", error=timeout_error(self.fn, ctx), abandoned=cfut)
         exc = afut.exception()
         if exc is not None:

@@ -69,7 +69,12 @@ class Lanes:
             try:
                 await fn(*args)
             except asyncio.CancelledError:
-                raise
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are being stopped
+                # A job leaked a CancelledError it wasn't sent (a handler cancelling its
+                # own awaitable): the lane must survive it, or the pool shrinks for good.
+                log.exception("job %s raised CancelledError", getattr(fn, "__name__", fn))
             except Exception:
                 log.exception("job %s failed", getattr(fn, "__name__", fn))
             finally:

@@ -101,12 +101,17 @@ class Maintenance:
         """XAUTOCLAIM entries idle past the visibility timeout; a reclaim is an attempt."""
         w = self.w
         min_idle_ms = int(w.fn.reclaim_after_s * 1000)
+        await self.renew_held()
         for stream in (w.keys.sync, w.keys.stream):
             start: Any = "0-0"
             while not w.stopping:
+                room = (w.max_inflight - w.lanes.busy) * w.max_batch
+                if room <= 0:  # take over only what we can start now
+                    break
                 cursor, entries, deleted = await w.reader.execute_command(
-                    "XAUTOCLAIM", stream, GROUP, w.consumer, min_idle_ms, start, "COUNT", 100
-                )
+                    "XAUTOCLAIM", stream, GROUP, w.consumer, min_idle_ms, start,
+                    "COUNT", min(100, room),
+                )  # fmt: skip
                 if deleted:
                     self._reclaim_deleted.inc(len(deleted))
                     log.warning("%d pending entries of %s were deleted before reclaim",
@@ -118,9 +123,22 @@ class Maintenance:
                 start = cursor
         return max(0.2, min(w.fn.reclaim_after_s / 4, 5.0))
 
+    async def renew_held(self) -> None:
+        """Reset the idle time of entries waiting here (queued, batching, throttled), so
+        no reclaimer — ours included — mistakes them for a dead consumer's (XCLAIM JUSTID
+        doesn't count as a delivery)."""
+        w = self.w
+        for stream, ids in w.held.items():
+            if ids:
+                batch: list[Any] = list(ids)
+                for start in range(0, len(batch), 1000):
+                    await w.redis.xclaim(stream, GROUP, w.consumer, 0,
+                                         batch[start : start + 1000], justid=True)  # fmt: skip
+
     async def _take_over(self, stream: str, entries: list[Any]) -> None:
         w = self.w
-        live = [e for e in entries if e[1]]
+        held = w.held.get(stream, set())
+        live = [e for e in entries if e[1] and e[0] not in held]
         if not live:
             return
         wanted = {e[0] for e in live}

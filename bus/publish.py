@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from . import metrics
 from .coalesce import Coalescer
-from .envelope import Envelope, encode
+from .envelope import MAX_ENTRY_BYTES, Envelope, encode
 from .keys import FunctionKeys, partition_hash
 from .scripts import Scripts
 from .spec import Trigger
@@ -24,6 +24,18 @@ from .spec import Trigger
 CHUNK = 500
 """Events per script call: large enough to amortize the round trip, small enough
 not to stall Redis for other clients."""
+
+
+class EventTooLarge(ValueError):
+    """An envelope workers would refuse to decode; the source must reject it instead."""
+
+
+def checked(payload: bytes, env: Envelope) -> bytes:
+    if len(payload) > MAX_ENTRY_BYTES:
+        raise EventTooLarge(
+            f"event {env.id!r} is {len(payload)} bytes encoded; the limit is {MAX_ENTRY_BYTES}"
+        )
+    return payload
 
 
 class ReplicationError(Exception):
@@ -105,14 +117,14 @@ class Publisher:
             for e in envs:
                 ph = partition_hash(f"{target.trigger.name}\x00{e.partition or ''}")
                 stream_keys.append(keys.partition_stream(ph))
-                ordered_args += (e.id, window_ms, encode(e), ph)
+                ordered_args += (e.id, window_ms, checked(encode(e), e), ph)
             await self.scripts.publish_ordered(
                 keys=[keys.seen, keys.partitions, *stream_keys], args=ordered_args, client=pipe
             )
         else:
             args: list[Any] = []
             for e in envs:
-                args += (e.id, window_ms, encode(e))
+                args += (e.id, window_ms, checked(encode(e), e))
             await self.scripts.publish(keys=[keys.stream, keys.seen], args=args, client=pipe)
 
 

@@ -35,12 +35,12 @@ def _raw(response: Any, **_: Any) -> Any:
     return response
 
 
-def raw_reader(url: str) -> Redis:
+def raw_reader(url: str, **kwargs: Any) -> Redis:
     """A client whose stream reads skip redis-py's per-entry dict building.
 
     Replies stay as hiredis made them: ``[[stream, [[id, [field, value]], ...]], ...]``.
     """
-    r = connect(url, max_connections=2)
+    r = connect(url, max_connections=2, **kwargs)
     for cmd in ("XREAD", "XREADGROUP", "XAUTOCLAIM", "XPENDING", "XRANGE"):
         r.set_response_callback(cmd, _raw)
     return r

@@ -60,9 +60,12 @@ RETRY_LATER = (
     _NOW
     + """
 -- KEYS: stream, delayed.  ARGV: group, (entry id, delay ms, payload)*
+-- Only an entry this call acked is rescheduled: a stale worker whose entry was
+-- reclaimed and settled elsewhere must not fork a second copy.
 for i = 2, #ARGV, 3 do
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 1]), ARGV[i + 2])
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 1]), ARGV[i + 2])
+  end
 end
 return 1
 """
@@ -91,16 +94,19 @@ DEAD_LETTER = (
 -- ARGV: group ('' = source is a partition stream: delete instead of ack),
 --       (entry id, payload, error type, message, traceback, reason, attempts)*
 for i = 2, #ARGV, 7 do
+  local owned = 1
   if ARGV[i] ~= '' then
     if ARGV[1] == '' then
-      redis.call('XDEL', KEYS[1], ARGV[i])
+      owned = redis.call('XDEL', KEYS[1], ARGV[i])
     else
-      redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+      owned = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
     end
   end
-  redis.call('XADD', KEYS[2], '*', 'd', ARGV[i + 1], 'error_type', ARGV[i + 2],
-    'error_message', ARGV[i + 3], 'traceback', ARGV[i + 4], 'reason', ARGV[i + 5],
-    'attempts', ARGV[i + 6], 'failed_at_ms', now)
+  if owned == 1 then  -- settled elsewhere already: don't dead-letter it twice
+    redis.call('XADD', KEYS[2], '*', 'd', ARGV[i + 1], 'error_type', ARGV[i + 2],
+      'error_message', ARGV[i + 3], 'traceback', ARGV[i + 4], 'reason', ARGV[i + 5],
+      'attempts', ARGV[i + 6], 'failed_at_ms', now)
+  end
 end
 return 1
 """

@@ -86,7 +86,7 @@ class Invoker:
         )  # fmt: skip
         fut: asyncio.Future[InvokeResult] = asyncio.get_running_loop().create_future()
         self._futures[rid] = fut
-        if self._reader_task is None:
+        if self._reader_task is None or self._reader_task.done():
             self._reader_task = asyncio.create_task(self._read_replies(), name="replies")
         try:
             keys = self._keys.get(function) or self._keys.setdefault(
@@ -134,7 +134,10 @@ class Invoker:
                 for entry_id, fields in entries:
                     last = entry_id
                     self._resolve(fields)
-            await self.redis.xtrim(self.reply_key, minid=last, approximate=False)
+            try:
+                await self.redis.xtrim(self.reply_key, minid=last, approximate=False)
+            except Exception as exc:  # trimming is housekeeping; the next read retries it
+                log.warning("trimming %s failed (%s)", self.reply_key, exc)
 
     def _resolve(self, fields: list[bytes]) -> None:
         try:
@@ -150,6 +153,9 @@ class Invoker:
         if self._reader_task is not None:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(InvokeTimeout("the invoker was closed"))
         await self.redis.delete(self.reply_key)
         await self.reader.aclose()
         await self.redis.aclose()

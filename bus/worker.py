@@ -18,6 +18,7 @@ from typing import Any
 
 import msgpack
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from . import metrics
 from .concurrency import ConcurrencyLimiter
@@ -76,6 +77,8 @@ class Worker:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._buffered = 0
         self._max_ages: dict[str, float] = {}
+        self.held: dict[str, set[bytes]] = {self.keys.stream: set(), self.keys.sync: set()}
+        """Entries this process took and hasn't settled: kept fresh, never reclaimed by us."""
         self._background: list[asyncio.Task[Any]] = []
         self._undecodable = metrics.UNDECODABLE.labels(function)
         self._expired = metrics.EXPIRED.labels(function)
@@ -85,7 +88,8 @@ class Worker:
 
     async def start(self) -> None:
         self.redis: Redis = connect(self.redis_url)
-        self.reader: Redis = raw_reader(self.redis_url)
+        # A read timeout beyond BLOCK notices a half-open connection in seconds, not hours.
+        self.reader: Redis = raw_reader(self.redis_url, socket_timeout=self.block_ms / 1000 + 5)
         for stream in (self.keys.stream, self.keys.sync):
             await ensure_group(self.redis, stream)
         self.publisher = Publisher(self.redis, self.stack.name)
@@ -125,6 +129,8 @@ class Worker:
             await asyncio.wait_for(asyncio.shield(self._read_task), timeout=grace_s)
         except TimeoutError:
             self._read_task.cancel()
+        except Exception:
+            log.exception("the read loop of %s had failed", self.keys.stream)
         if self.ordered is not None:
             await self.ordered.stop(max(0.0, deadline - time.monotonic()))
         self._flush_all_buffers()
@@ -164,9 +170,18 @@ class Worker:
                 reply = await self.reader.xreadgroup(
                     GROUP, self.consumer, streams, count=count, block=self.block_ms
                 )
-            except (ConnectionError, OSError, TimeoutError) as exc:
+            except (RedisError, OSError) as exc:
+                # Redis restarted, failed over or dropped us: keep trying, recreating the
+                # groups if the streams came back empty (NOGROUP).
                 log.warning("reading %s failed (%s); retrying", self.keys.stream, exc)
+                self.ready = False
                 await asyncio.sleep(0.5)
+                try:
+                    for stream in (self.keys.stream, self.keys.sync):
+                        await ensure_group(self.redis, stream)
+                    self.ready = not self.stopping
+                except (RedisError, OSError):
+                    pass
                 continue
             if reply:
                 try:
@@ -198,17 +213,25 @@ class Worker:
                 elif reclaimed is not None and self._exhausted(env):
                     err = ErrorInfo("Runtime.WorkerLost", "the worker running this event died", [])
                     ran = env._replace(attempt=env.attempt - 1)  # this attempt never started
-                    self._spawn(self.settler.dead_letter(
-                        stream.decode(), [(entry_id, ran)], err, "RetriesExhausted"))  # fmt: skip
+                    self._spawn(self._give_up(stream.decode(), entry_id, ran, err,
+                                              "RetriesExhausted"))  # fmt: skip
                 elif now - (env.first_seen or env.time) >= self._max_age(env.trigger):
                     # Lambda discards an event past MaximumEventAgeInSeconds without running it.
                     err = ErrorInfo("EventAgeExceeded", "event older than its maximum age", [])
                     unrun = env._replace(attempt=env.attempt - 1)
-                    self._spawn(self.settler.dead_letter(
-                        stream.decode(), [(entry_id, unrun)], err, "EventAgeExceeded"))  # fmt: skip
+                    self._spawn(self._give_up(stream.decode(), entry_id, unrun, err,
+                                              "EventAgeExceeded"))  # fmt: skip
                 else:
                     self._buffer(entry_id, env)
         self._flush_ready_buffers()
+
+    async def _give_up(self, stream: str, entry_id: bytes, env: Envelope, error: ErrorInfo,
+                       condition: str) -> None:  # fmt: skip
+        """Dead-letter an event without running it, telling OnFailure as ``fail`` does."""
+        if self.fn.on_failure:
+            record = destination_record(env, env.record, self.invoker.arn, env.id, condition, error)
+            await self.settler.to_destination(self.fn.on_failure, env, record)
+        await self.settler.dead_letter(stream, [(entry_id, env)], error, condition)
 
     def _max_age(self, trigger_name: str) -> float:
         age = self._max_ages.get(trigger_name)
@@ -235,6 +258,7 @@ class Worker:
     # -- batching --------------------------------------------------------------
 
     def _buffer(self, entry_id: bytes, env: Envelope) -> None:
+        self.held[self.keys.stream].add(entry_id)
         trigger = self.fn.trigger(env.trigger)
         buf = self._buffers.setdefault(trigger.name, [])
         buf.append((entry_id, env))
@@ -291,7 +315,11 @@ class Worker:
             await self.redis.xclaim(stream, GROUP, self.consumer, 0, list(ids), justid=True)
 
         lease = await self.limiter.acquire(renew_claims, self.fn.reclaim_after_s / 3)
-        outcome = await self.invoker.invoke(event, request_id)
+        try:
+            outcome = await self.invoker.invoke(event, request_id)
+        except BaseException:
+            await asyncio.shield(self.limiter.release(lease))
+            raise
         if outcome.abandoned is not None:
             # The thread still runs: its concurrency stays taken until it returns.
             loop = asyncio.get_running_loop()
@@ -303,6 +331,14 @@ class Worker:
         return outcome
 
     async def _run_batch(self, trigger: Trigger, items: list[Item]) -> None:
+        try:
+            await self._run_batch_held(trigger, items)
+        finally:
+            held = self.held[self.keys.stream]
+            for entry_id, _ in items:
+                held.discard(entry_id)
+
+    async def _run_batch_held(self, trigger: Trigger, items: list[Item]) -> None:
         envs = [env for _, env in items]
         event = build_event(trigger.shape, envs, trigger.attempt_path)
         # A single event keeps its id as the request id across retries, as Lambda's
@@ -376,11 +412,15 @@ class Worker:
             err = ErrorInfo("Runtime.WorkerLost", "the worker running this invocation died", [])
             self._reply(entry_id, env, Outcome("error", error=err))
             return
+        self.held[self.keys.sync].add(entry_id)
         self.lanes.submit(self._run_sync, entry_id, env)
 
     async def _run_sync(self, entry_id: bytes, env: Envelope) -> None:
-        outcome = await self._with_lease(env.record, env.id, [entry_id], self.keys.sync)
-        self._reply(entry_id, env, outcome)
+        try:
+            outcome = await self._with_lease(env.record, env.id, [entry_id], self.keys.sync)
+            self._reply(entry_id, env, outcome)
+        finally:
+            self.held[self.keys.sync].discard(entry_id)
 
     def _reply(self, entry_id: bytes, env: Envelope, outcome: Outcome) -> None:
         if env.reply_to:
