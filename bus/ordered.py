@@ -112,14 +112,24 @@ class OrderedConsumer:
 
     async def _keep_lease(self, lock: str, lost: asyncio.Event) -> None:
         ttl_ms = int(self.lease_s * 1000)
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            ok = await self.w.publisher.scripts.renew_lock(
-                keys=[lock], args=[self.w.consumer, ttl_ms]
-            )
+            try:
+                ok = await self.w.publisher.scripts.renew_lock(
+                    keys=[lock], args=[self.w.consumer, ttl_ms]
+                )
+            except Exception as exc:
+                # Can't tell if we still hold it: once it may have lapsed, stop working on it.
+                log.warning("renewing the lease %s failed (%s)", lock, exc)
+                if time.monotonic() - renewed > self.lease_s * 0.8:
+                    lost.set()
+                    return
+                continue
             if not ok:
                 lost.set()
                 return
+            renewed = time.monotonic()
 
     async def _read(self, ph: str) -> list[Item] | None:
         """The next batch of the partition; None when it is drained (and released)."""
