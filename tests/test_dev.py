@@ -429,17 +429,27 @@ def test_dev_runs_sqs_and_s3_sources_end_to_end(tmp_path: Path) -> None:
         sqs = boto3.client("sqs", **kw)
         url = sqs.get_queue_url(QueueName="app-Jobs")["QueueUrl"]
         sqs.send_message(QueueUrl=url, MessageBody='{"job": 1}')
-        boto3.client("s3", **kw).put_object(Bucket="app-uploads", Key="a b.txt", Body=b"hi")
+        s3 = boto3.client("s3", **kw)
+        s3.put_object(Bucket="app-uploads", Key="a b.txt", Body=b"hi")
+        s3.put_object(Bucket="app-uploads", Key="a b.txt", Body=b"again")  # same key, same second
         deadline = time.monotonic() + 30
         events: list[dict[str, object]] = []
-        while len(events) < 2 and time.monotonic() < deadline:
+        while len(events) < 3 and time.monotonic() < deadline:
             events = [json.loads(p.read_text()) for p in out.glob("*.json")]
             time.sleep(0.1)  # bounded poll of files written by another process
     finally:
         assert dev.stop() == 0
-    sources = {e["Records"][0]["eventSource"]: e for e in events}  # type: ignore[index]
-    assert set(sources) == {"aws:sqs", "aws:s3"}, events
+    by_source: dict[str, list[dict[str, object]]] = {}
+    for e in events:
+        by_source.setdefault(e["Records"][0]["eventSource"], []).append(e)  # type: ignore[index]
+    assert sorted(by_source) == ["aws:s3", "aws:sqs"], events
+    assert len(by_source["aws:s3"]) == 2  # two uploads of one key are two events
+    sources = {k: v[0] for k, v in by_source.items()}
     SqsModel.model_validate(sources["aws:sqs"])
-    s3 = S3Model.model_validate(sources["aws:s3"])
-    assert s3.Records[0].s3.bucket.name == "app-uploads"
+    sizes = set()
+    for event in by_source["aws:s3"]:
+        parsed = S3Model.model_validate(event)
+        assert parsed.Records[0].s3.bucket.name == "app-uploads"
+        sizes.add(parsed.Records[0].s3.object.size)
+    assert sizes == {2, 5}
     assert json.loads(sources["aws:sqs"]["Records"][0]["body"]) == {"job": 1}  # type: ignore[index]
