@@ -335,10 +335,22 @@ Resources:
           Properties:
             Path: /hello/{name}
             Method: GET
+        Later:
+          Type: HttpApi
+          Properties:
+            Path: /later
+            Method: POST
+    Metadata:
+      lambdabus:
+        async_routes: [Later]
 """
 
 HELLO = """\
 def lambda_handler(event, context):
+    if event["routeKey"] == "POST /later":
+        import os
+        open(os.path.join(os.environ["TMPDIR"], "..", "later.done"), "w").write(event["body"])
+        return None
     return {"hello": event["pathParameters"]["name"], "route": event["routeKey"]}
 """
 
@@ -358,6 +370,19 @@ def test_dev_serves_the_templates_http_routes(tmp_path: Path) -> None:
         assert any(line.split()[:1] == ["api"] for line in dev.lines), dev.lines
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/hello/ada") as resp:
             body = json.loads(resp.read())
+        later = urllib.request.Request(
+            f"http://127.0.0.1:{api_port}/later",
+            data=b"queued",
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(later) as resp:
+            assert resp.status == 202  # answered before the function runs
+        done = tmp_path / "later.done"
+        deadline = time.monotonic() + 15
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # bounded poll of a file another process writes
+        assert done.read_text() == "queued"
     finally:
         assert dev.stop() == 0
     assert body == {"hello": "ada", "route": "GET /hello/{name}"}

@@ -399,3 +399,30 @@ def test_some_ignored_things_say_why(tmp_path: Path) -> None:
         f"{path}: F: EventInvokeConfig.DestinationConfig.OnSuccess: ignored (lambdabus does"
         " not deliver OnSuccess destinations)",
     ]
+
+
+def test_async_routes_name_http_events_of_the_function(tmp_path: Path) -> None:
+    (tmp_path / "code").mkdir()
+    base = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: code/
+      Handler: app.handler
+      Events:
+        Post:
+          Type: Api
+          Properties: {Path: /jobs, Method: post}
+    Metadata:
+      lambdabus:
+        async_routes: [%s]
+"""
+    (tmp_path / "ok.yaml").write_text(base % "Post")
+    assert load_template(tmp_path / "ok.yaml").async_routes == {"Fn": ["Post"]}
+    (tmp_path / "bad.yaml").write_text(base % "Nope")
+    with pytest.raises(TemplateError) as err:
+        load_template(tmp_path / "bad.yaml")
+    line = str(err.value)
+    assert "\n" not in line and "Fn" in line and "async_routes" in line and "Nope" in line

@@ -95,7 +95,9 @@ class ApiGateway:
         self.host = host
         self.port = port
         self.shutdown_timeout_s = shutdown_timeout_s
-        self.routes = routes or build_routes(loaded, mount_stage=mount_stage)
+        self.routes = routes or build_routes(
+            loaded, mount_stage=mount_stage, asynchronous=loaded.async_routes
+        )
         self._invoker = invoker
         self._owns_invoker = invoker is None
         keys = list(api_keys) if api_keys is not None else api_keys_from(loaded)

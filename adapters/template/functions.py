@@ -41,6 +41,8 @@ class BuiltFunction:
     events: list[EventSource]
     destinations: list[FailureDestination] = field(default_factory=list)
     group: str | None = None
+    async_routes: tuple[str, ...] = ()
+    """Api/HttpApi events answered 202 and run asynchronously (``async_routes``)."""
 
 
 def build_function(
@@ -85,7 +87,14 @@ def build_function(
         )
     except ValueError as exc:
         raise Invalid("-", str(exc)) from None
-    return BuiltFunction(spec, events, destinations, settings.get("group"))
+    async_routes = tuple(settings.get("async_routes") or ())
+    http_events = {e.name for e in events if e.type in ("Api", "HttpApi")}
+    for name in async_routes:
+        if name not in http_events:
+            raise Invalid(
+                "Metadata.lambdabus.async_routes", f"{name!r} is not an Api or HttpApi event"
+            )
+    return BuiltFunction(spec, events, destinations, settings.get("group"), async_routes)
 
 
 def _handler(handler: str) -> str:

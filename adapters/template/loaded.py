@@ -85,4 +85,6 @@ class LoadedTemplate:
     """The top-level ``Metadata.lambdabus`` mapping, as written."""
     destinations: list[FailureDestination] = field(default_factory=list)
     region: str = "us-east-1"
+    async_routes: dict[str, list[str]] = field(default_factory=dict)
+    """Per function, the Api/HttpApi events its ``Metadata.lambdabus.async_routes`` names."""
     """The region every ARN and URL of this load was built with."""

@@ -215,6 +215,7 @@ class _Loader:
             warnings=warnings,
             groups=_groups(built),
             settings=settings,
+            async_routes={b.spec.name: list(b.async_routes) for b in built if b.async_routes},
             destinations=destinations,
             region=self.region,
         )

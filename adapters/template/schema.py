@@ -351,6 +351,7 @@ FUNCTION_SETTINGS = Map(
         "max_concurrency": Int(1),
         "threads": Int(1),
         "dedupe_window_s": Num(low=1),
+        "async_routes": List(Str()),
     }
 )
 """A function's ``Metadata: lambdabus:`` keys."""
