@@ -188,7 +188,8 @@ class OrderedConsumer:
             envs = [env._replace(attempt=attempt) for _, env in batch]
             event = build_event(trigger.shape, envs, trigger.attempt_path)
             request_id = new_request_id()
-            outcome = await self.w.invoker.invoke(event, request_id)
+            # Through the function's ReservedConcurrentExecutions, like every invocation.
+            outcome = await self.w.invoke_limited(event, request_id, [], "")
             if outcome.status == "success":
                 failed = failed_indexes(outcome.result, envs, trigger) \
                     if trigger.partial_batch != "none" else []  # fmt: skip

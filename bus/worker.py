@@ -305,14 +305,16 @@ class Worker:
 
     # -- invoking --------------------------------------------------------------
 
-    async def _with_lease(self, event: Any, request_id: str, ids: Sequence[bytes],
+    async def invoke_limited(self, event: Any, request_id: str, ids: Sequence[bytes],
                           stream: str) -> Outcome:  # fmt: skip
         if self.limiter is None:
             return await self.invoker.invoke(event, request_id)
 
         async def renew_claims() -> None:
-            # Keep our waiting entries from looking idle to other workers' reclaimers.
-            await self.redis.xclaim(stream, GROUP, self.consumer, 0, list(ids), justid=True)
+            # Keep our waiting entries from looking idle to other workers' reclaimers
+            # (partition streams have no group: their lease keeps them).
+            if ids:
+                await self.redis.xclaim(stream, GROUP, self.consumer, 0, list(ids), justid=True)
 
         lease = await self.limiter.acquire(renew_claims, self.fn.reclaim_after_s / 3)
         try:
@@ -345,7 +347,7 @@ class Worker:
         # asynchronous invocations do (and as the Invoke API's 202 response reported).
         request_id = envs[0].id if trigger.shape == "single" else new_request_id()
         ids = [i for i, _ in items]
-        outcome = await self._with_lease(event, request_id, ids, self.keys.stream)
+        outcome = await self.invoke_limited(event, request_id, ids, self.keys.stream)
         failed: list[int]
         if outcome.status == "success":
             failed = (
@@ -417,7 +419,7 @@ class Worker:
 
     async def _run_sync(self, entry_id: bytes, env: Envelope) -> None:
         try:
-            outcome = await self._with_lease(env.record, env.id, [entry_id], self.keys.sync)
+            outcome = await self.invoke_limited(env.record, env.id, [entry_id], self.keys.sync)
             self._reply(entry_id, env, outcome)
         finally:
             self.held[self.keys.sync].discard(entry_id)
