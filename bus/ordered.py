@@ -61,9 +61,17 @@ class OrderedConsumer:
         capacity = self.w.max_inflight - len(self.owned)
         if capacity <= 0:
             return False
-        candidates: Any = await self.w.redis.zrange(self.keys.partitions, 0, capacity * 4)
+        # The oldest partitions first, plus a random sample: with many replicas the head
+        # may be all leased (busy or failing partitions), and later ones must not starve.
+        pipe = self.w.redis.pipeline(transaction=False)
+        pipe.zrange(self.keys.partitions, 0, capacity * 2)
+        pipe.zrandmember(self.keys.partitions, capacity * 2)
+        head, sample = await pipe.execute()
+        candidates: Any = list(dict.fromkeys([*head, *(sample or [])]))
         found = False
         for raw in candidates:
+            if self._stopping:  # stop() already took the list of partitions to wait for
+                break
             ph = raw.decode()
             if ph in self.owned or len(self.owned) >= self.w.max_inflight:
                 continue

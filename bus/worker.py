@@ -131,10 +131,13 @@ class Worker:
             self._read_task.cancel()
         except Exception:
             log.exception("the read loop of %s had failed", self.keys.stream)
-        if self.ordered is not None:
-            await self.ordered.stop(max(0.0, deadline - time.monotonic()))
         self._flush_all_buffers()
-        finished = await self.lanes.drain(max(0.0, deadline - time.monotonic()))
+        remaining = max(0.0, deadline - time.monotonic())
+        # Ordered partitions and the lanes drain side by side, sharing the grace period.
+        drains: list[Any] = [self.lanes.drain(remaining)]
+        if self.ordered is not None:
+            drains.append(self.ordered.stop(remaining))
+        finished = bool((await asyncio.gather(*drains))[0])
         await self.lanes.close()
         pending = {t for t in self._tasks if not t.done()}
         if pending:
