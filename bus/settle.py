@@ -35,6 +35,7 @@ class Acker:
         self.redis = redis
         self._pending: dict[str, list[bytes]] = {}
         self._replies: list[tuple[str, bytes]] = []
+        self._closing = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -58,7 +59,7 @@ class Acker:
         self._task = asyncio.create_task(self._run(), name="acker")
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             await self.flush()
@@ -85,8 +86,10 @@ class Acker:
         self._idle.set()
 
     async def close(self) -> None:
+        """Let a flush in flight finish (cancelling it could lose a reply), then flush the rest."""
+        self._closing = True
+        self._wake.set()
         if self._task:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.flush()
 
