@@ -87,3 +87,48 @@ async def test_a_stale_worker_cannot_fork_a_retry_or_a_second_dead_letter(
         args=[GROUP, entry_id, payload, "E", "m", "tb", "RetriesExhausted", 1],
     )
     assert await redis.xlen(keys.dead_letters) == 0
+
+
+RUNS: dict[int, int] = {}
+ALL_DONE = asyncio.Event()
+
+
+async def slow_counter(event: dict[str, int], context: object) -> None:
+    """Takes long enough that the queue behind it outlives the visibility timeout."""
+    await asyncio.sleep(0.25)
+    RUNS[event["i"]] = RUNS.get(event["i"], 0) + 1
+    if len(RUNS) == 6:
+        ALL_DONE.set()
+
+
+async def test_entries_queued_here_are_not_reclaimed_by_this_worker(
+    redis_url: str, redis: Redis, stack_name: str
+) -> None:
+    # Given one lane and six reclaimed events that take 1.5 s in all, longer than the
+    # 0.6 s visibility timeout: taken over all at once, the last ones would wait here
+    # past it and be taken over again, by this very worker.
+    fn = f"queued_{stack_name}"
+    spec = FunctionSpec(
+        fn, "tests.test_resilience.slow_counter", timeout_s=0.5, visibility_timeout_s=0.6,
+        max_concurrency=1,
+    )  # fmt: skip
+    RUNS.clear()
+    ALL_DONE.clear()
+    # A consumer that died holding all six (they wait for the visibility timeout).
+    keys = FunctionKeys(stack_name, fn)
+    await ensure_group(redis, keys.stream)
+    await Publisher(redis, stack_name).publish([_env(i) for i in range(6)], [Target(fn, DIRECT)])
+    await redis.xreadgroup(GROUP, "dead-consumer", {keys.stream: ">"}, count=6)
+    worker = Worker(redis_url, Stack(stack_name, {fn: spec}), fn, block_ms=100)
+    await worker.start()
+    try:
+        await asyncio.wait_for(ALL_DONE.wait(), 20)
+        # Give the reclaimer a few more passes in which it could wrongly re-take entries.
+        for _ in range(3):
+            await worker.maintenance.reclaim()
+        await asyncio.sleep(0)
+    finally:
+        await worker.stop(5)
+    # Then each ran exactly once and nothing was dead-lettered as a lost worker's.
+    assert RUNS == dict.fromkeys(range(6), 1)
+    assert await redis.xlen(FunctionKeys(stack_name, fn).dead_letters) == 0
