@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,10 +18,11 @@ from redis.asyncio import Redis
 
 from . import metrics
 from .envelope import Envelope, encode
+from .events import DeadLetter, after_failure, destination_record
 from .handler import ErrorInfo
 from .keys import GROUP, FunctionKeys
 from .publish import Publisher, Target
-from .spec import DIRECT
+from .spec import DIRECT, FunctionSpec, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +99,15 @@ class Acker:
 class Settler:
     """Retry and dead-letter paths of one function (the cold paths)."""
 
-    def __init__(self, redis: Redis, keys: FunctionKeys, publisher: Publisher) -> None:
+    def __init__(self, redis: Redis, keys: FunctionKeys, publisher: Publisher,
+                 fn: FunctionSpec, function_arn: str) -> None:  # fmt: skip
         self.redis = redis
         self.keys = keys
         self.publisher = publisher
+        self.fn = fn
+        self.function_arn = function_arn
         self.scripts = publisher.scripts
-        fn = keys.function
-        self._retries = metrics.RETRIES.labels(fn)
+        self._retries = metrics.RETRIES.labels(keys.function)
 
     async def retry_later(
         self, stream: str, items: Sequence[tuple[bytes, Envelope, float]]
@@ -140,6 +144,40 @@ class Settler:
             self.scripts.dead_letter(keys=[stream, self.keys.dead_letters], args=args)
         )
         metrics.DEAD_LETTERS.labels(self.keys.function, reason).inc(len(items))
+
+    async def fail(
+        self, trigger: Trigger, stream: str, items: Sequence[tuple[bytes, Envelope]],
+        error: ErrorInfo, event: Any, request_id: str,
+    ) -> bool:  # fmt: skip
+        """Retry or give up on each failed entry, per the retry policy; True if any retries."""
+        now = time.time()
+        retries: list[tuple[bytes, Envelope, float]] = []
+        dead: dict[str, list[tuple[bytes, Envelope]]] = {}
+        for entry_id, env in items:
+            decision = after_failure(env, self.fn, trigger, now)
+            if isinstance(decision, DeadLetter):
+                dead.setdefault(decision.condition, []).append((entry_id, env))
+            else:
+                retries.append((entry_id, env, decision.delay_s))
+        await self.retry_later(stream, retries)
+        for condition, group in dead.items():
+            await self.give_up(stream, group, error, condition, event, request_id)
+        return bool(retries)
+
+    async def give_up(
+        self, stream: str, items: Sequence[tuple[bytes, Envelope]], error: ErrorInfo,
+        condition: str, event: Any = None, request_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """Dead-letter, telling the OnFailure function first (``event`` defaults to the
+        record itself, for events given up on without running)."""
+        if self.fn.on_failure:
+            for _, env in items:
+                record = destination_record(
+                    env, env.record if event is None else event, self.function_arn,
+                    request_id or env.id, condition, error,
+                )  # fmt: skip
+                await self.to_destination(self.fn.on_failure, env, record)
+        await self.dead_letter(stream, items, error, condition)
 
     async def to_destination(self, function: str, env: Envelope, record: Any) -> None:
         """Publish a destination record to another function (deduped by source event)."""

@@ -23,13 +23,14 @@ from redis.exceptions import RedisError
 from . import metrics
 from .concurrency import ConcurrencyLimiter
 from .envelope import Envelope, UndecodableEntry, decode
-from .events import DeadLetter, after_failure, build_event, destination_record, failed_indexes
+from .events import build_event, failed_indexes
 from .handler import ErrorInfo, Outcome
 from .invocation import FunctionInvoker, make_runner, new_request_id
 from .keys import GROUP, FunctionKeys
 from .lanes import Lanes
 from .publish import Publisher
 from .redis_conn import connect, ensure_group, raw_reader
+from .runtime_env import function_arn
 from .settle import Acker, Settler
 from .spec import FunctionSpec, Stack, Trigger
 from .sync import encode_reply
@@ -93,7 +94,9 @@ class Worker:
         for stream in (self.keys.stream, self.keys.sync):
             await ensure_group(self.redis, stream)
         self.publisher = Publisher(self.redis, self.stack.name)
-        self.settler = Settler(self.redis, self.keys, self.publisher)
+        self.settler = Settler(
+            self.redis, self.keys, self.publisher, self.fn, function_arn(self.fn.name)
+        )
         self.acker = Acker(self.redis)
         self.acker.start()
         self.runner = make_runner(self.fn)
@@ -110,11 +113,10 @@ class Worker:
 
         self.maintenance = Maintenance(self)
         self._background += self.maintenance.start()
-        if any(t.ordered for t in self.fn.triggers.values()):
-            self.ordered: OrderedConsumer | None = OrderedConsumer(self)
+        ordered = any(t.ordered for t in self.fn.triggers.values())
+        self.ordered: OrderedConsumer | None = OrderedConsumer(self) if ordered else None
+        if self.ordered is not None:
             self._background.append(asyncio.create_task(self.ordered.run(), name="ordered"))
-        else:
-            self.ordered = None
         self._read_task = asyncio.create_task(self._read_loop(), name="reader")
         self.ready = True
         log.info("worker %s of %s/%s started", self.consumer, self.stack.name, self.fn.name)
@@ -216,25 +218,17 @@ class Worker:
                 elif reclaimed is not None and self._exhausted(env):
                     err = ErrorInfo("Runtime.WorkerLost", "the worker running this event died", [])
                     ran = env._replace(attempt=env.attempt - 1)  # this attempt never started
-                    self._spawn(self._give_up(stream.decode(), entry_id, ran, err,
-                                              "RetriesExhausted"))  # fmt: skip
+                    self._spawn(self.settler.give_up(
+                        stream.decode(), [(entry_id, ran)], err, "RetriesExhausted"))  # fmt: skip
                 elif now - (env.first_seen or env.time) >= self._max_age(env.trigger):
                     # Lambda discards an event past MaximumEventAgeInSeconds without running it.
                     err = ErrorInfo("EventAgeExceeded", "event older than its maximum age", [])
                     unrun = env._replace(attempt=env.attempt - 1)
-                    self._spawn(self._give_up(stream.decode(), entry_id, unrun, err,
-                                              "EventAgeExceeded"))  # fmt: skip
+                    self._spawn(self.settler.give_up(
+                        stream.decode(), [(entry_id, unrun)], err, "EventAgeExceeded"))  # fmt: skip
                 else:
                     self._buffer(entry_id, env)
         self._flush_ready_buffers()
-
-    async def _give_up(self, stream: str, entry_id: bytes, env: Envelope, error: ErrorInfo,
-                       condition: str) -> None:  # fmt: skip
-        """Dead-letter an event without running it, telling OnFailure as ``fail`` does."""
-        if self.fn.on_failure:
-            record = destination_record(env, env.record, self.invoker.arn, env.id, condition, error)
-            await self.settler.to_destination(self.fn.on_failure, env, record)
-        await self.settler.dead_letter(stream, [(entry_id, env)], error, condition)
 
     def _max_age(self, trigger_name: str) -> float:
         age = self._max_ages.get(trigger_name)
@@ -372,32 +366,9 @@ class Worker:
         error = outcome.error or ErrorInfo(
             "PartialBatchFailure", "reported in batchItemFailures", []
         )
-        await self.fail(trigger, [items[i] for i in failed], error, event, request_id)
-
-    async def fail(self, trigger: Trigger, items: Sequence[Item], error: ErrorInfo, event: Any,
-                   request_id: str, stream: str | None = None) -> None:  # fmt: skip
-        """Schedule retries or dead-letter each failed entry, per the retry policy."""
-        stream = stream or self.keys.stream
-        now = time.time()
-        retries: list[tuple[bytes, Envelope, float]] = []
-        dead: dict[str, list[Item]] = {}
-        for entry_id, env in items:
-            decision = after_failure(env, self.fn, trigger, now)
-            if isinstance(decision, DeadLetter):
-                dead.setdefault(decision.condition, []).append((entry_id, env))
-            else:
-                retries.append((entry_id, env, decision.delay_s))
-        await self.settler.retry_later(stream, retries)
-        if retries:
+        failures = [items[i] for i in failed]
+        if await self.settler.fail(trigger, stream, failures, error, event, request_id):
             self.maintenance.wake_mover.set()
-        for condition, group in dead.items():
-            if self.fn.on_failure:
-                for _, env in group:
-                    record = destination_record(
-                        env, event, self.invoker.arn, request_id, condition, error
-                    )
-                    await self.settler.to_destination(self.fn.on_failure, env, record)
-            await self.settler.dead_letter(stream, group, error, condition)
 
     def _observe_age(self, envs: Sequence[Envelope]) -> None:
         now = time.time()

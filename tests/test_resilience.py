@@ -126,7 +126,6 @@ async def test_entries_queued_here_are_not_reclaimed_by_this_worker(
         # Give the reclaimer a few more passes in which it could wrongly re-take entries.
         for _ in range(3):
             await worker.maintenance.reclaim()
-        await asyncio.sleep(0)
     finally:
         await worker.stop(5)
     # Then each ran exactly once and nothing was dead-lettered as a lost worker's.
