@@ -10,27 +10,24 @@ handlers report, prints a table, and stops the stack with SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
-
-from aiobotocore.session import get_session
 
 from bus.embedded import EmbeddedRedis, free_port
 from bus.redis_conn import connect
+from functions import demo_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 Row = tuple[str, str, str, str]
 
 
-def start_dev(store_url: str, edge_port: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """Start ``lambdabus dev`` and read the endpoints it prints until ``ready``."""
+def start_dev(overrides: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start ``lambdabus dev`` on free ports and read the endpoints it prints until ``ready``."""
     cmd = [
         sys.executable,
         "-m",
@@ -38,9 +35,11 @@ def start_dev(store_url: str, edge_port: int) -> tuple[subprocess.Popen[str], di
         "dev",
         str(ROOT / "template.yaml"),
         "--edge-port",
-        str(edge_port),
+        str(free_port()),
+        "--api-port",
+        str(free_port()),
         "--parameter-overrides",
-        f"StoreUrl={store_url}",
+        *(f"{k}={v}" for k, v in overrides.items()),
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.setdefault("LAMBDABUS_INVOCATION_LOGS", "0")
@@ -51,7 +50,7 @@ def start_dev(store_url: str, edge_port: int) -> tuple[subprocess.Popen[str], di
     endpoints: dict[str, str] = {}
     for line in proc.stdout:
         print(f"  | {line.rstrip()}")
-        m = re.match(r"\s+(redis|aws|edge)\s+(\S+)", line)
+        m = re.match(r"\s+(redis|aws|edge|api)\s+(\S+)", line)
         if m:
             endpoints[m.group(1)] = m.group(2)
         if line.strip() == "ready":
@@ -59,90 +58,46 @@ def start_dev(store_url: str, edge_port: int) -> tuple[subprocess.Popen[str], di
     raise RuntimeError(f"lambdabus dev exited with {proc.wait()} before it was ready")
 
 
-async def wait_results(store: Any, expected: int, timeout_s: float) -> list[dict[str, str]]:
-    """Read the handlers' reports until ``expected`` arrived (XREAD BLOCK, no polling)."""
-    rows: list[dict[str, str]] = []
-    last = "0-0"
-    deadline = time.monotonic() + timeout_s
-    while len(rows) < expected and time.monotonic() < deadline:
-        reply = await store.xread({"demo:results": last}, block=500)
-        for _, entries in reply.items() if isinstance(reply, dict) else reply or []:
-            for entry_id, fields in entries:
-                last = entry_id
-                rows.append({k.decode(): v.decode() for k, v in fields.items()})
-    return rows
-
-
-async def drive(edge: str, aws: str, store_url: str) -> list[Row]:
-    rows: list[Row] = []
-    session = get_session()
-    async with session.create_client(
-        "lambda",
-        endpoint_url=edge,
-        region_name="us-east-1",
-        aws_access_key_id="demo",
-        aws_secret_access_key="demo",
-    ) as client:
-
-        async def invoke(name: str, payload: Any, kind: str = "RequestResponse") -> Any:
-            t = time.perf_counter()
-            resp = await client.invoke(
-                FunctionName=name, InvocationType=kind, Payload=json.dumps(payload).encode()
-            )
-            body = await resp["Payload"].read()
-            ms = f"{(time.perf_counter() - t) * 1000:.1f} ms"
-            error = resp.get("FunctionError")
-            shown: Any = json.loads(body) if body else None
-            if error and isinstance(shown, dict):
-                shown = f"FunctionError {error}: {shown['errorType']}: {shown['errorMessage']}"
-            rows.append(
-                (
-                    name,
-                    f"{kind} {json.dumps(payload)}",
-                    f"{resp['StatusCode']} {shown if shown is not None else ''}",
-                    ms,
-                )
-            )
-            return shown
-
-        published = time.time()
-        await invoke("Greet", {"name": "Ada"})
-        await invoke("Greet", {"name": "Grace"})
-        await invoke("Orders", {"id": 1, "quantity": 3})
-        await invoke("Orders", {"id": 2, "quantity": 0})  # raises: a synchronous error
-        await invoke("Flaky", {"job": "nightly-report"}, "Event")  # fails twice, then succeeds
-        await invoke("Orders", {"id": 3, "quantity": 0}, "Event")  # retried, then dead-lettered
-    async with session.create_client(
-        "sqs", endpoint_url=aws, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    ) as sqs:  # fmt: skip
-        url = (await sqs.get_queue_url(QueueName="demo-Jobs"))["QueueUrl"]
-        entries = [{"Id": str(i), "MessageBody": json.dumps({"id": i})} for i in range(1, 4)]
-        await sqs.send_message_batch(QueueUrl=url, Entries=entries)
-        rows.append(("JobWorker", "SQS send_message_batch x3 to demo-Jobs", "sent", ""))
+async def drive(endpoints: dict[str, str], store_url: str) -> list[tuple[str, list[Row]]]:
+    """Run every step side by side; each step's rows stay together in the output."""
     store = connect(store_url)
     try:
-        for rep in await wait_results(store, expected=5, timeout_s=60):
-            ms = f"{(float(rep['at']) - published) * 1000:.0f} ms after publish"
-            rows.append((rep["function"], rep["key"], rep["outcome"], ms))
+        mods = demo_steps.steps()
+        ctxs = [demo_steps.DemoContext(endpoints, store) for _ in mods]
+        outcomes = await asyncio.gather(
+            *(m.run(c) for m, c in zip(mods, ctxs, strict=True)), return_exceptions=True
+        )
+        sections = []
+        for mod, ctx, outcome in zip(mods, ctxs, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                ctx.row(mod.__name__.rsplit(".", 1)[-1], "step failed", repr(outcome))
+            sections.append((mod.TITLE, ctx.rows))
+        return sections
     finally:
         await store.aclose()
-    return rows
 
 
-def show(rows: list[Row]) -> None:
+def show(sections: list[tuple[str, list[Row]]]) -> None:
+    rows = [r for _, rs in sections for r in rs]
     head = ("function", "event", "outcome", "latency")
     widths = [min(60, max(len(r[i]) for r in [head, *rows])) for i in range(4)]
-    for row in [head, *rows]:
-        print("  ".join(c[:60].ljust(w) for c, w in zip(row, widths, strict=True)))
+    for title, rs in sections:
+        print(f"\n== {title}")
+        for row in [head, *rs]:
+            print("  ".join(c[:60].ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def main() -> int:
-    with EmbeddedRedis() as store:  # the handlers' own database, not the bus
+    with contextlib.ExitStack() as services:
+        store = services.enter_context(EmbeddedRedis())  # the handlers' database, not the bus
+        overrides = {"StoreUrl": store.url}
+        for mod in demo_steps.steps():
+            if hasattr(mod, "services"):
+                overrides.update(mod.services(services))
         print("starting: lambdabus dev template.yaml")
-        proc, endpoints = start_dev(store.url, free_port())
+        proc, endpoints = start_dev(overrides)
         try:
-            rows = asyncio.run(drive(endpoints["edge"], endpoints["aws"], store.url))
+            sections = asyncio.run(drive(endpoints, store.url))
             dlq = subprocess.run(
                 [
                     sys.executable,
@@ -164,12 +119,12 @@ def main() -> int:
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=60)
-    print()
-    show(rows)
+    show(sections)
     print("\ndead letters of Orders (lambdabus dlq list Orders):")
     print(dlq.stdout.strip() or dlq.stderr.strip())
     print(f"\nlambdabus dev stopped on SIGTERM with exit code {code}")
-    return 0 if code == 0 and len(rows) >= 12 else 1
+    failed = [r for _, rs in sections for r in rs if r[1] == "step failed"]
+    return 0 if code == 0 and not failed else 1
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from bus.spec import Stack
 from bus.sync import Invoker
 
 from .errors import ApiError, aws_error, request_id
+from .json_api import JsonTargets
 from .lambda_api import SYNC_LIMIT, LambdaApi
 from .sigv4 import SigV4Verifier
 
@@ -141,6 +142,9 @@ class EdgeServer:
         self.app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=middlewares)
         self.app.router.add_get("/healthz", self._healthz)
         self.lambda_api.register(self.app.router)
+        self.json_api = JsonTargets()
+        """``POST /`` by ``X-Amz-Target``: services add their operations before start."""
+        self.json_api.register(self.app.router)
         self._runner: web.AppRunner | None = None
 
     @property
