@@ -56,14 +56,6 @@ def carrier_queue_name(stack: str, function: str, event: str, fifo: bool = False
     return f"{prefix}-{digest[:HASH_CHARS]}{suffix}"
 
 
-def subscription_event_name(owner: str, index: int | None = None) -> str:
-    """The event name a carrier uses for a ``lambda``-protocol SNS subscription written as a
-    resource rather than as a function's SNS event: the ``AWS::SNS::Subscription``'s logical
-    id, or ``{Topic}Subscription{i}`` for the i-th entry of a topic's ``Subscription`` list.
-    Alphanumeric, like a logical id, so :func:`carrier_queue_name` keeps it readable."""
-    return owner if index is None else f"{owner}Subscription{index}"
-
-
 def notification_id(function: str, event: str) -> str:
     """The Id of the bucket notification configuration an S3 event source gets; S3 puts it
     in every record as ``s3.configurationId``."""

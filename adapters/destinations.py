@@ -10,7 +10,11 @@ forwarder sends it there:
   template works too; a queue without a RedrivePolicy forwards nothing);
 - a function's ``DeadLetterQueue`` (SQS or SNS), for its asynchronous triggers:
   the Lambda event as the body, with the ``RequestID``, ``ErrorCode`` and
-  ``ErrorMessage`` attributes Lambda adds.
+  ``ErrorMessage`` attributes Lambda adds;
+- a function's ``EventInvokeConfig.DestinationConfig.OnFailure`` SQS queue or
+  SNS topic, for its asynchronous triggers: Lambda's destination record
+  (``requestContext``, ``requestPayload``, ``responsePayload``…) as the body.
+  With both configured, both get the event, as on Lambda.
 
 The forwarder tails the stream with XREAD from the last forwarded id, which it
 stores in Redis after each send: at-least-once (a crash between the send and
@@ -41,7 +45,10 @@ from redis.asyncio import Redis
 
 from bus import metrics
 from bus.envelope import Envelope, UndecodableEntry, decode
+from bus.events import destination_record
+from bus.handler import ErrorInfo
 from bus.keys import FunctionKeys
+from bus.runtime_env import function_arn
 from bus.spec import DIRECT
 
 from .base import ErrorBackoff
@@ -50,7 +57,9 @@ from .template.loaded import LoadedTemplate
 
 log = logging.getLogger(__name__)
 
-Payload = Literal["source", "event"]
+Payload = Literal["source", "event", "record"]
+"""What a destination gets: the source message (SQS redrive), the Lambda event (a
+``DeadLetterQueue``) or Lambda's destination record (an ``OnFailure`` destination)."""
 RECORD_SOURCES = frozenset({"aws:sqs", "aws:sns", "aws:s3", "aws:dynamodb", "aws:kinesis"})
 """Sources whose Lambda event is ``{"Records": [...]}``."""
 ASYNC_EVENT_TYPES = frozenset(
@@ -92,6 +101,8 @@ class Redrive:
 
 
 Route = Destination | Redrive
+FAILURE_CONDITIONS = frozenset({"RetriesExhausted", "EventAgeExceeded"})
+"""Dead-letter reasons Lambda reports to an OnFailure destination (not, say, undecodable)."""
 
 
 def cursor_key(stack: str, function: str) -> str:
@@ -139,23 +150,44 @@ def outgoing(stack: str, function: str, letter_id: str, env: Envelope, error_mes
     return Outgoing(json.dumps(event, default=_jsonable), attributes, group, dedupe)
 
 
-def forwarder_routes(loaded: LoadedTemplate) -> dict[str, dict[str, Route]]:
+_ERROR_FIELDS = (b"error_type", b"error_message", b"traceback")
+
+
+def failure_record(stack: str, function: str, letter_id: str, env: Envelope,
+                   fields: dict[bytes, bytes]) -> Outgoing | None:  # fmt: skip
+    """Lambda's OnFailure destination record for a dead letter (pure); None for letters
+    Lambda would not report there."""
+    reason = fields.get(b"reason", b"").decode(errors="replace")
+    if reason not in FAILURE_CONDITIONS:
+        return None
+    error = ErrorInfo.from_record(
+        *(fields.get(k, b"").decode(errors="replace") for k in _ERROR_FIELDS)
+    )
+    event = {"Records": [env.record]} if env.source in RECORD_SOURCES else env.record
+    record = destination_record(env, event, function_arn(function), env.id, reason, error)
+    dedupe = hashlib.sha256(f"{stack}\0{function}\0{letter_id}\0record".encode()).hexdigest()
+    return Outgoing(json.dumps(record, default=_jsonable), {}, function[:128], dedupe)
+
+
+def forwarder_routes(loaded: LoadedTemplate) -> dict[str, dict[str, list[Route]]]:
     """Function → trigger → where its dead letters go, from a loaded template."""
-    routes: dict[str, dict[str, Route]] = {}
+    routes: dict[str, dict[str, list[Route]]] = {}
     for source in loaded.events:
         fn = loaded.stack.functions.get(source.function)
         if fn is not None and source.type == "SQS" and source.name in fn.triggers:
-            routes.setdefault(source.function, {})[source.name] = Redrive(
-                str(source.properties["Queue"])
-            )
+            routes.setdefault(source.function, {})[source.name] = [
+                Redrive(str(source.properties["Queue"]))
+            ]
+    kinds: dict[str, Payload] = {"DeadLetterQueue": "event", "EventInvokeConfig": "record"}
     for dest in loaded.destinations:
-        if dest.source != "DeadLetterQueue":
-            continue  # EventInvokeConfig / stream OnFailure want Lambda's destination record
+        payload = kinds.get(dest.source)
+        if payload is None:
+            continue  # a stream source's OnFailure: its adapter reports those
         mine = routes.setdefault(dest.function, {})
-        mine.setdefault(DIRECT.name, Destination(dest.arn))
         for source in loaded.events:
             if source.function == dest.function and source.type in ASYNC_EVENT_TYPES:
-                mine.setdefault(source.name, Destination(dest.arn))
+                mine.setdefault(source.name, []).append(Destination(dest.arn, payload))
+        mine.setdefault(DIRECT.name, []).append(Destination(dest.arn, payload))
     return routes
 
 
@@ -169,7 +201,7 @@ def forwarders_for(redis: Redis, loaded: LoadedTemplate) -> list[DeadLetterForwa
 class DeadLetterForwarder:
     """Tails one function's dead-letter stream and sends each letter to its route."""
 
-    def __init__(self, redis: Redis, stack: str, function: str, routes: dict[str, Route], *,
+    def __init__(self, redis: Redis, stack: str, function: str, routes: dict[str, list[Route]], *,
                  poll_s: float = 1.0, lease_s: float = LEASE_S) -> None:  # fmt: skip
         self.redis = redis
         self.stack = stack
@@ -264,30 +296,40 @@ class DeadLetterForwarder:
         return handled
 
     async def _forward_one(self, entry_id: bytes, fields: dict[bytes, bytes]) -> int:
+        """Send one letter to each of its trigger's routes; returns how many sends it took.
+        A failed send is retried (with every route of the letter: FIFO and dedupe ids make
+        the repeats harmless) up to :data:`MAX_SEND_ATTEMPTS` times."""
         try:
             env = decode(fields.get(b"d", b""))
         except UndecodableEntry:
             return 0  # kept in the stream for `lambdabus dlq`; nothing to send
-        route = self.routes.get(env.trigger)
-        dest = await self._destination(route) if route is not None else None
-        if dest is None:
-            return 0
         letter_id = entry_id.decode()
-        message = fields.get(b"error_message", b"").decode(errors="replace")
-        out = outgoing(self.stack, self.function, letter_id, env, message, dest.payload)
+        sends: list[tuple[str, Outgoing]] = []
+        for route in self.routes.get(env.trigger, []):
+            dest = await self._destination(route)
+            if dest is None:
+                continue
+            if dest.payload == "record":
+                out = failure_record(self.stack, self.function, letter_id, env, fields)
+            else:
+                message = fields.get(b"error_message", b"").decode(errors="replace")
+                out = outgoing(self.stack, self.function, letter_id, env, message, dest.payload)
+            if out is not None:
+                sends.append((dest.arn, out))
         try:
-            await self._send(dest.arn, out)
+            for arn, out in sends:
+                await self._send(arn, out)
         except Exception:
             tries = self._failures[entry_id] = self._failures.get(entry_id, 0) + 1
             if tries < MAX_SEND_ATTEMPTS:
                 raise
             del self._failures[entry_id]
             self._errors.inc()
-            log.exception("giving up forwarding dead letter %s of %s to %s (it stays in the "
-                          "dead-letter stream)", letter_id, self.function, dest.arn)  # fmt: skip
+            log.exception("giving up forwarding dead letter %s of %s (it stays in the "
+                          "dead-letter stream)", letter_id, self.function)  # fmt: skip
             return 0
         self._failures.pop(entry_id, None)
-        return 1
+        return len(sends)
 
     async def _destination(self, route: Route) -> Destination | None:
         if isinstance(route, Destination):

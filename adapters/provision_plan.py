@@ -29,7 +29,6 @@ from .carriers import (
     carrier_queue_name,
     name_from_arn,
     notification_id,
-    subscription_event_name,
 )
 from .provision_model import (
     BUCKET,
@@ -57,6 +56,7 @@ from .provision_model import (
 from .provision_report import ProvisionError
 from .template.loaded import EventSource, LoadedTemplate, Resource
 from .template.models import ACCOUNT_ID
+from .template.subscriptions import function_of
 
 
 def make_plan(loaded: LoadedTemplate) -> Plan:
@@ -114,12 +114,10 @@ class _Planner:
             elif r.type == TOPIC:
                 for i, sub in enumerate(r.properties.get("Subscription", [])):
                     where = f"{SUBSCRIPTION} {r.logical_id}.Subscription[{i}]"
-                    self._subscription(where, str(r.arn), sub, (r.logical_id, i))
+                    self._subscription(where, str(r.arn), sub)
             elif r.type == SUBSCRIPTION:
                 where = f"{SUBSCRIPTION} {r.logical_id}"
-                self._subscription(
-                    where, r.properties["TopicArn"], r.properties, (r.logical_id, None)
-                )
+                self._subscription(where, r.properties["TopicArn"], r.properties)
 
     def _bucket(self, r: Resource) -> None:
         config = r.properties.get("NotificationConfiguration") or {}
@@ -163,15 +161,13 @@ class _Planner:
         if statement not in target.grants:
             target.grants.append(statement)
 
-    def _subscription(
-        self, where: str, topic: str, props: dict[str, Any], owner: tuple[str, int | None]
-    ) -> None:
+    def _subscription(self, where: str, topic: str, props: dict[str, Any]) -> None:
         protocol = str(props["Protocol"]).lower()
         endpoint = str(props.get("Endpoint", ""))
         shown = name_from_arn(endpoint) if endpoint.startswith("arn:") else endpoint
         label = f"{where} ({protocol} {shown})"
         if protocol == "lambda":
-            self._lambda_subscription(label, topic, endpoint, props, owner)
+            self._lambda_subscription(label, endpoint)
             return
         if protocol not in DELIVERED_PROTOCOLS or not endpoint:
             why = (
@@ -187,23 +183,11 @@ class _Planner:
             self._grant(QUEUE, endpoint, "sns", topic, where)
         self.plan.subscriptions.append(subscription_plan(label, topic, protocol, endpoint, props))
 
-    def _lambda_subscription(
-        self,
-        label: str,
-        topic: str,
-        endpoint: str,
-        props: dict[str, Any],
-        owner: tuple[str, int | None],
-    ) -> None:
-        """A topic subscribing a function of the stack gets a carrier, as an SNS event does."""
-        parts = endpoint.split(":")
-        function = parts[6] if len(parts) > 6 and parts[5] == "function" else ""
-        if function not in self.loaded.stack.functions:
+    def _lambda_subscription(self, label: str, endpoint: str) -> None:
+        """A subscription of a stack function is that function's SNS event (the loader made
+        it one, see :mod:`adapters.template.subscriptions`), provisioned with its events."""
+        if function_of(endpoint, self.loaded.stack.functions) is None:
             self.plan.skipped.append((label, "not a function of this stack"))
-            return
-        event = subscription_event_name(*owner)
-        queue = carrier_queue_name(self.stack, function, event, fifo=topic.endswith(".fifo"))
-        self._sns_carrier(function, event, topic, props, queue)
 
     def _sns_carrier(
         self, function: str, event: str, topic: str, props: dict[str, Any], queue: str

@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import time
 import traceback
@@ -29,6 +30,11 @@ Status = Literal["success", "error", "timeout"]
 
 _BUS_DIR = os.path.dirname(os.path.abspath(__file__))
 _STDLIB_DIR = os.path.dirname(os.path.abspath(inspect.__file__))
+
+
+_FRAME = re.compile(r'^  File "[^\n]*", line \d+, in [^\n]*\n(?:    [^\n]*\n)?', re.M)
+"""One entry of a formatted traceback, as ``traceback.format_list`` writes it."""
+_FRAME_FILE = re.compile(r'  File "([^\n]*)", line')
 
 
 def _is_runtime_frame(filename: str) -> bool:
@@ -52,6 +58,16 @@ class ErrorInfo(NamedTuple):
             frames.pop(0)
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return cls(type(exc).__name__, str(exc), traceback.format_list(frames), text)
+
+    @classmethod
+    def from_record(cls, type_: str, message: str, text: str) -> ErrorInfo:
+        """Rebuild from what a dead letter keeps (type, message, full traceback): the
+        handler's frames are the traceback's entries after lambdabus's own, as
+        :meth:`from_exception` cuts them."""
+        chunks = _FRAME.findall(text)
+        while chunks and (m := _FRAME_FILE.match(chunks[0])) and _is_runtime_frame(m[1]):
+            chunks.pop(0)
+        return cls(type_, message, chunks, text)
 
     def payload(self) -> dict[str, Any]:
         """The error document Lambda returns to a synchronous caller."""

@@ -647,7 +647,7 @@ async def test_dead_letter_queue_topic_gets_lambdas_dlq_message(
              "EventInvokeConfig": {"MaximumRetryAttempts": 0}}  # fmt: skip
     loaded = write_template(tmp_path, stack_name, {}, {fn: ("tests.handlers_bus.flaky", {})},
                             extra)  # fmt: skip
-    assert forwarder_routes(loaded) == {fn: {"$direct": Destination(topic, "event")}}
+    assert forwarder_routes(loaded) == {fn: {"$direct": [Destination(topic, "event")]}}
     probe(fn, fail_first=1000)
     [forwarder] = forwarders_for(redis, loaded)
     forwarder.poll_s = 0.05

@@ -35,6 +35,7 @@ from .models import ACCOUNT_ID, Declaration, ResourceTable, current_region
 from .parameters import resolve_parameters
 from .resources import finish
 from .shapes import Shape, Warn, check
+from .subscriptions import subscribed_events
 from .triggers import EventSite
 from .yaml_load import load_file
 
@@ -188,10 +189,18 @@ class _Loader:
         site = EventSite(ctx, table, self.base, resolved)
         resources: dict[str, Resource] = {}
         built: list[BuiltFunction] = []
+        types = {lid: decl.type for lid, decl in decls.items()}
+        topics = {
+            lid: str(table.identity(lid, ctx).arn) for lid in resolved if types[lid] == s.TOPIC
+        }
+        subscribed = subscribed_events(types, resolved, topics)
         for lid, props in resolved.items():
             decl = decls[lid]
             with blame(lid):
                 if decl.type == s.FUNCTION:
+                    if lid in subscribed:
+                        own = props.get("Events") or {}
+                        props = {**props, "Events": {**own, **subscribed[lid]}}
                     built.append(
                         build_function(lid, props, decl.settings, site, self.warn_for(lid))
                     )

@@ -1,0 +1,77 @@
+"""``lambda``-protocol SNS subscriptions written as resources become SNS events.
+
+A template can subscribe a function to a topic two ways: an ``SNS`` event on
+the function, or a subscription on the topic's side (an entry of
+``AWS::SNS::Topic.Subscription`` or an ``AWS::SNS::Subscription`` resource)
+whose endpoint is the function's ARN. Lambda treats both alike, so the loader
+turns the second into the first: one general path (trigger, carrier queue,
+adapter, filter policy) instead of a special case in each of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from . import schema as s
+from .errors import Invalid
+
+
+def subscription_event_name(owner: str, index: int | None = None) -> str:
+    """The event name of a subscription written as a resource: the ``AWS::SNS::Subscription``'s
+    logical id, or ``{Topic}Subscription{i}`` for the i-th entry of a topic's ``Subscription``
+    list. Alphanumeric, like a logical id, so carrier queue names stay readable."""
+    return owner if index is None else f"{owner}Subscription{index}"
+
+
+def function_of(endpoint: str, functions: Mapping[str, Any]) -> str | None:
+    """The stack function a Lambda ARN (``…:function:NAME`` with or without a qualifier)
+    names, or None for anything else."""
+    parts = endpoint.split(":")
+    if len(parts) >= 7 and parts[2] == "lambda" and parts[5] == "function":
+        return parts[6] if parts[6] in functions else None
+    return None
+
+
+def _lambda_entries(
+    types: Mapping[str, str], resolved: Mapping[str, dict[str, Any]], topic_arns: Mapping[str, str]
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(endpoint, event name, SNS event properties) of every lambda-protocol subscription."""
+    for lid, props in resolved.items():
+        if types[lid] == s.TOPIC:
+            for i, sub in enumerate(props.get("Subscription") or []):
+                if str(sub["Protocol"]).lower() == "lambda":
+                    event = {"Topic": topic_arns[lid]}
+                    yield str(sub["Endpoint"]), subscription_event_name(lid, i), event
+        elif types[lid] == s.SUBSCRIPTION and str(props["Protocol"]).lower() == "lambda":
+            event = {"Topic": props["TopicArn"]}
+            for key in ("FilterPolicy", "FilterPolicyScope"):
+                if key in props:
+                    event[key] = props[key]
+            yield str(props.get("Endpoint", "")), subscription_event_name(lid), event
+
+
+def subscribed_events(
+    types: Mapping[str, str], resolved: Mapping[str, dict[str, Any]], topic_arns: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Function logical id → the SNS ``Events`` its lambda subscriptions add to it.
+
+    Subscriptions of functions outside the stack are left to provisioning, which
+    reports them as skipped. A name already used by one of the function's own
+    events is an error naming both.
+    """
+    functions = {lid: props for lid, props in resolved.items() if types[lid] == s.FUNCTION}
+    added: dict[str, dict[str, Any]] = {}
+    for endpoint, name, props in _lambda_entries(types, resolved, topic_arns):
+        fn = function_of(endpoint, functions)
+        if fn is None:
+            continue
+        if name in (functions[fn].get("Events") or {}):
+            raise Invalid(
+                f"Events.{name}",
+                f"clashes with the SNS event lambdabus makes of the lambda subscription {name};"
+                " rename the event",
+                fn,
+            )
+        added.setdefault(fn, {})[name] = {"Type": "SNS", "Properties": props}
+    return added

@@ -1,0 +1,130 @@
+"""``EventInvokeConfig.DestinationConfig.OnFailure`` to an SQS queue or SNS topic: Lambda's
+destination record, sent by the dead-letter forwarder (moto over HTTP, real Redis).
+
+The record is the one an OnFailure *function* gets (``bus.events.destination_record``);
+here it travels as the message body, as Lambda sends it to a queue or topic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiobotocore.session import get_session
+from redis.asyncio import Redis
+
+from adapters.destinations import Destination, failure_record, forwarder_routes, forwarders_for
+from bus.envelope import Envelope
+from bus.sync import Invoker
+from tests.handlers_bus import probe, running, wait_until
+from tests.test_sqs_adapter import (
+    _receive,
+    create_queue,
+    fn_name,
+    queue_arn,
+    write_template,
+)
+
+
+@pytest.fixture
+async def sqs(aws_env: str) -> AsyncIterator[Any]:
+    async with get_session().create_client("sqs") as client:
+        yield client
+
+
+def letter(reason: str, trace: str = "") -> dict[bytes, bytes]:
+    return {
+        b"error_type": b"OrderError",
+        b"error_message": b"order 3 has no quantity",
+        b"traceback": trace.encode(),
+        b"reason": reason.encode(),
+    }
+
+
+def test_record_is_lambdas_destination_record_for_the_event_that_failed() -> None:
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/fn/app.py", line 9, in lambda_handler\n'
+        "    raise OrderError(msg)\n"
+        "OrderError: order 3 has no quantity\n"
+    )
+    env = Envelope("req-1", "lambdabus:invoke", "Invoke", "$direct", {"id": 3}, 1.0, attempt=2)
+    out = failure_record("st", "Orders", "5-0", env, letter("RetriesExhausted", trace))
+    assert out is not None
+    record = json.loads(out.body)
+    assert record["version"] == "1.0"
+    assert record["requestContext"] == {
+        "requestId": "req-1",
+        "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:Orders:$LATEST",
+        "condition": "RetriesExhausted",
+        "approximateInvokeCount": 3,
+    }
+    assert record["requestPayload"] == {"id": 3}
+    assert record["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
+    assert record["responsePayload"] == {
+        "errorMessage": "order 3 has no quantity",
+        "errorType": "OrderError",
+        "stackTrace": ['  File "/srv/fn/app.py", line 9, in lambda_handler\n'
+                       "    raise OrderError(msg)\n"],
+    }  # fmt: skip
+    again = failure_record("st", "Orders", "5-0", env, letter("RetriesExhausted", trace))
+    assert again is not None and again.dedupe_id == out.dedupe_id
+    s3 = Envelope("e", "aws:s3", "ObjectCreated:Put", "Up", {"s3": {"k": 1}}, 1.0)
+    aged = failure_record("st", "Thumb", "6-0", s3, letter("EventAgeExceeded"))
+    assert aged is not None
+    assert json.loads(aged.body)["requestPayload"] == {"Records": [{"s3": {"k": 1}}]}
+    assert json.loads(aged.body)["requestContext"]["condition"] == "EventAgeExceeded"
+    # Lambda reports only exhausted retries and expired events to OnFailure.
+    assert failure_record("st", "Orders", "7-0", env, letter("undecodable")) is None
+
+
+async def test_on_failure_queue_and_dead_letter_topic_each_get_their_own_message(
+    tmp_path: Path, sqs: Any, redis: Redis, redis_url: str, stack_name: str
+) -> None:
+    fn = fn_name("Pay")
+    failures, dead_tap = f"{stack_name}-failures", f"{stack_name}-dead-tap"
+    failures_url, tap_url = await create_queue(sqs, failures), await create_queue(sqs, dead_tap)
+    async with get_session().create_client("sns") as sns:
+        topic = (await sns.create_topic(Name=f"{stack_name}-dead"))["TopicArn"]
+        await sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn(dead_tap))
+    extra = {
+        "DeadLetterQueue": {"Type": "SNS", "TargetArn": topic},
+        "EventInvokeConfig": {
+            "MaximumRetryAttempts": 1,
+            "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": queue_arn(failures)}},
+        },
+    }
+    loaded = write_template(tmp_path, stack_name, {}, {fn: ("tests.handlers_bus.flaky", {})}, extra)
+    [routes] = forwarder_routes(loaded)[fn].values()
+    assert set(routes) == {Destination(topic, "event"), Destination(queue_arn(failures), "record")}
+    probe(fn, fail_first=1000)
+    [forwarder] = forwarders_for(redis, loaded)
+    forwarder.poll_s = 0.05
+    async with running(redis_url, loaded.stack, fn), Invoker(redis_url, stack_name) as inv:
+        await forwarder.start()
+        try:
+            await inv.invoke_async(fn, {"payment": 42})
+            [record_msg] = await wait_until(
+                lambda: _receive(sqs, failures_url), within=20, what="OnFailure delivery"
+            )
+            [dlq_msg] = await wait_until(
+                lambda: _receive(sqs, tap_url), within=20, what="DeadLetterQueue delivery"
+            )
+        finally:
+            assert await forwarder.stop(5)
+    record = json.loads(record_msg["Body"])
+    assert record["requestPayload"] == {"payment": 42}
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["responsePayload"]["errorType"] == "FlakyError"
+    assert "fails on purpose" in record["responsePayload"]["errorMessage"]
+    assert any("handlers_bus.py" in frame for frame in record["responsePayload"]["stackTrace"])
+    assert json.loads(json.loads(dlq_msg["Body"])["Message"]) == {"payment": 42}
+    assert forwarder.forwarded == 2
