@@ -6,7 +6,7 @@ Stack names are fixed: the tests' Redis database is flushed before every test.
 
 from __future__ import annotations
 
-from bus.spec import FunctionSpec, RetryPolicy, Stack
+from bus.spec import FunctionSpec, RetryPolicy, Stack, Trigger
 
 H = "tests.handlers_proc."
 
@@ -53,6 +53,13 @@ METRICS = Stack(
         # ReservedConcurrentExecutions 0: every invocation is throttled, nothing runs.
         "frozen": FunctionSpec(
             "frozen", handler=H + "flaky", timeout_s=5.0, reserved_concurrency=0
+        ),
+        "frozen_ordered": FunctionSpec(
+            "frozen_ordered",
+            handler=H + "flaky",
+            timeout_s=5.0,
+            reserved_concurrency=0,
+            triggers={"Stream": Trigger("Stream", ordered=True, shape="records")},
         ),
     },
 )

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client.samples import Sample
 from redis.asyncio import Redis
 
+from bus.envelope import Envelope
 from bus.keys import FunctionKeys
+from bus.publish import Publisher, Target
+from bus.spec import Trigger
 from tests.handlers_proc import STARTED
 from tests.procs import (
     ProcGroup,
@@ -172,3 +176,22 @@ async def test_backlog_and_pending_gauges_while_throttled_and_readyz_during_drai
     assert await worker.wait_exit(20) == 0
     assert await group_state(redis, keys.stream) == {"pending": 1, "lag": n - 1}
     assert await redis.xlen(keys.dead_letters) == 0
+
+
+async def test_backlog_gauge_counts_ordered_partition_streams(
+    redis: Redis, procs: ProcGroup
+) -> None:
+    """An ordered trigger's records wait in per-partition streams, not the function's
+    stream: the backlog gauge (what autoscalers read) must count them too."""
+    fn, trigger = "frozen_ordered", Trigger("Stream", ordered=True, shape="records")
+    now = time.time()
+    envs = [
+        Envelope(f"o-{i}", "test", "Test", "Stream", {"i": i}, now, partition=f"key-{i % 3}",
+                 first_seen=now)
+        for i in range(7)
+    ]  # fmt: skip
+    assert await Publisher(redis, STACK).publish(envs, [Target(fn, trigger)]) == 7
+    worker = await procs.start("METRICS", fn, grace_s=1.0)
+    await scrape_when(worker, {("lambdabus_backlog_events", fn): 7}, "ordered backlog gauge")
+    worker.signal(signal.SIGTERM)
+    assert await worker.wait_exit(20) == 0
