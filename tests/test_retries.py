@@ -176,3 +176,31 @@ async def test_event_older_than_max_age_is_dead_lettered_without_running(
     assert letter.reason == "EventAgeExceeded"
     assert letter.attempts == 0  # Lambda discards it unrun
     assert len(p.calls) == 0
+
+
+async def test_event_dead_lettered_unrun_still_reaches_its_on_failure_destination(
+    redis_url: str, redis: Redis, stack_name: str
+) -> None:
+    """The dispatch-time give-up (too old to run) takes the same path as a failed run:
+    the OnFailure function gets Lambda's record with condition EventAgeExceeded."""
+    fn, dest = f"stale_{stack_name}", f"stale_dest_{stack_name}"
+    policy = RetryPolicy(max_retry_attempts=5, max_event_age_s=60)
+    stack = Stack(
+        stack_name,
+        {
+            fn: spec(fn, retry=policy, on_failure=dest),
+            dest: FunctionSpec(dest, "tests.handlers_bus.record"),
+        },
+    )
+    p, pd = probe(fn), probe(dest)
+    old = time.time() - 120
+    async with running(redis_url, stack, fn, dest):
+        await Publisher(redis, stack_name).publish(
+            [env("stale", {"k": "stale"}, time=old, first_seen=old)], [Target(fn, QUEUE)]
+        )
+        await pd.wait(lambda calls: len(calls) == 1)
+    record = pd.calls[0].event
+    assert record["requestContext"]["condition"] == "EventAgeExceeded"
+    assert record["requestPayload"] == {"k": "stale"}
+    assert len(p.calls) == 0
+    assert await DeadLetters(redis, stack_name).count(fn) == 1
