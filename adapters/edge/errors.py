@@ -37,7 +37,8 @@ def aws_error(status: int, code: str, message: str) -> web.Response:
     ``Type`` is ``User`` for the caller's mistakes (4xx) and ``Service`` for ours (5xx).
     """
     kind = "Service" if status >= 500 else "User"
-    body = json.dumps({"Type": kind, "message": message})
+    # ``__type`` too: JSON-protocol clients (events, stepfunctions) read the code only there.
+    body = json.dumps({"Type": kind, "message": message, "__type": code})
     return web.Response(
         status=status, text=body, content_type=JSON, headers={"x-amzn-ErrorType": code}
     )

@@ -88,7 +88,9 @@ async def _read_body(request: web.Request, limit: int) -> dict[str, Any]:
         raise JsonApiError(
             "RequestEntityTooLargeException", f"Request must be smaller than {limit} bytes", 413
         )
-    raw = await request.content.read(limit + 1)
+    # request.read(): whole and cached (SigV4 verification has read it when signed), and
+    # bounded by the server's client_max_size; content.read(n) returns only what arrived.
+    raw = await request.read()
     if len(raw) > limit:
         raise JsonApiError(
             "RequestEntityTooLargeException", f"Request must be smaller than {limit} bytes", 413
