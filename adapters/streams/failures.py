@@ -1,0 +1,230 @@
+"""DestinationConfig.OnFailure of a stream mapping: Lambda's invocation record.
+
+When the bus gives up on a batch of a stream mapping (MaximumRetryAttempts or
+MaximumRecordAgeInSeconds, see :mod:`bus.ordered`), the records go to the
+function's dead-letter stream. For a stream source Lambda sends the OnFailure
+queue or topic not the records but a description of the batch
+(``DDBStreamBatchInfo``: shard, first and last sequence number, size, arrival
+times), for the consumer to fetch the records from the stream while it still
+holds them. This forwarder tails the dead-letter stream from a cursor of its own
+and sends exactly that, one message per given-up batch (the letters one give-up
+wrote together: same trigger, partition and time). One forwarder per mapping is
+active (a lease); delivery is at-least-once, as the cursor is stored after the
+send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from contextlib import AsyncExitStack
+from typing import Any
+
+from aiobotocore.session import get_session
+from redis.asyncio import Redis
+
+from bus import metrics as bus_metrics
+from bus.envelope import Envelope, UndecodableEntry, decode
+from bus.keys import FunctionKeys, StreamSourceKeys
+from bus.runtime_env import DEFAULT_ACCOUNT
+
+from ..base import ErrorBackoff
+from ..sqs_records import arn_parts
+from . import metrics
+from .adapter import StreamMapping
+
+log = logging.getLogger(__name__)
+
+READ_COUNT = 100
+LEASE_S = 30.0
+_ACQUIRE_OR_RENEW = """
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+Letter = tuple[bytes, Envelope, dict[bytes, bytes]]
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+def batches(letters: list[Letter], trigger: str) -> list[list[Letter]]:
+    """Consecutive letters of ``trigger`` written by one give-up, grouped (pure)."""
+    out: list[list[Letter]] = []
+    for letter in letters:
+        _, env, fields = letter
+        if env.trigger != trigger:
+            out.append([])  # a boundary; empty groups are skipped (cursor still moves)
+            continue
+        key = (env.partition, fields.get(b"failed_at_ms"), fields.get(b"reason"))
+        if out and out[-1]:
+            _, prev, pf = out[-1][-1]
+            if (prev.partition, pf.get(b"failed_at_ms"), pf.get(b"reason")) == key:
+                out[-1].append(letter)
+                continue
+        out.append([letter])
+    return out
+
+
+def failure_record(batch: list[Letter], mapping: StreamMapping, stream_arn: str,
+                   now: float) -> dict[str, Any]:  # fmt: skip
+    """Lambda's OnFailure invocation record for a stream batch (pure)."""
+    envs = [env for _, env, _ in batch]
+    first, last = envs[0], envs[-1]
+    fields = batch[-1][2]
+    max_age = mapping.trigger.max_record_age_s
+    too_old = bool(max_age and max_age > 0 and now - first.time >= max_age)
+    attempts = int(fields.get(b"attempts", b"1") or 1)
+    letter_id = batch[0][0].decode()
+    region = stream_arn.split(":")[3]
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{stream_arn}\0{letter_id}")),
+            "functionArn": f"arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{mapping.function}",
+            "condition": "RecordAgeExceeded" if too_old else "RetryAttemptsExhausted",
+            "approximateInvokeCount": max(1, attempts),
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "version": "1.0",
+        "timestamp": iso(now),
+        "DDBStreamBatchInfo": {
+            "shardId": first.subject or "",
+            "startSequenceNumber": first.record["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": last.record["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": iso(first.time),
+            "approximateArrivalOfLastRecord": iso(last.time),
+            "batchSize": len(envs),
+            "streamArn": stream_arn,
+        },
+    }
+
+
+class StreamFailureForwarder:
+    """Sends OnFailure records of one stream mapping; see the module docstring."""
+
+    def __init__(self, redis: Redis, stack: str, mapping: StreamMapping, *,
+                 poll_s: float = 1.0, lease_s: float = LEASE_S) -> None:  # fmt: skip
+        assert mapping.on_failure is not None
+        self.redis = redis
+        self.mapping = mapping
+        self.destination = mapping.on_failure
+        self.poll_s = poll_s
+        self.lease_s = lease_s
+        self.dead_letters = FunctionKeys(stack, mapping.function).dead_letters
+        self.keys = StreamSourceKeys(stack, mapping.name)
+        self.owner = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.label = f"onfailure:{mapping.name}"
+        self.sent = 0
+        self.stopping = False
+        self._stop = asyncio.Event()
+        self._acquire = redis.register_script(_ACQUIRE_OR_RENEW)
+        self._exit = AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
+        self._queue_url: str | None = None
+        self.client: Any = None
+
+    @property
+    def ready(self) -> bool:
+        return self._task is not None and not self.stopping
+
+    async def start(self) -> None:
+        service = "sns" if ":sns:" in self.destination else "sqs"
+        self.client = await self._exit.enter_async_context(get_session().create_client(service))
+        self._task = asyncio.create_task(self._run(), name=self.label)
+
+    async def stop(self, grace_s: float = 30.0) -> bool:
+        self.stopping = True
+        self._stop.set()
+        finished = True
+        if self._task is not None:
+            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
+            finished = bool(done)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._exit.aclose()
+        return finished
+
+    async def _run(self) -> None:
+        backoff = ErrorBackoff()
+        while not self.stopping:
+            try:
+                held = await self._acquire(keys=[self.keys.failures_lease],
+                                           args=[self.owner, int(self.lease_s * 1000)])  # fmt: skip
+                if not held or not await self.forward_once():
+                    await self._pause(self.poll_s if held else min(self.lease_s / 3, 5.0))
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                bus_metrics.ADAPTER_ERRORS.labels(self.label).inc()
+                log.exception("%s: sending OnFailure records failed; retrying", self.label)
+                await self._pause(backoff.next_delay_s())
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def forward_once(self) -> int:
+        """One XREAD past the cursor; returns how many letters it went past."""
+        start: Any = await self.redis.get(self.keys.failures_cursor) or b"0-0"
+        reply: Any = await self.redis.xread({self.dead_letters: start}, count=READ_COUNT)
+        letters: list[Letter] = []
+        ids: list[bytes] = []
+        for _, entries in reply.items() if isinstance(reply, dict) else reply or []:
+            for entry_id, fields in entries:
+                ids.append(entry_id)
+                try:
+                    letters.append((entry_id, decode(fields.get(b"d", b"")), fields))
+                except UndecodableEntry:
+                    continue
+        for batch in batches(letters, self.mapping.trigger.name):
+            if self.stopping:
+                return 0
+            if batch:
+                await self._send(failure_record(batch, self.mapping,
+                                                self._stream_arn(batch), time.time()))  # fmt: skip
+                await self.redis.set(self.keys.failures_cursor, batch[-1][0])
+        if ids and not self.stopping:
+            await self.redis.set(self.keys.failures_cursor, ids[-1])
+        return len(ids)
+
+    def _stream_arn(self, batch: list[Letter]) -> str:
+        record = batch[0][1].record
+        arn = record.get("eventSourceARN") if isinstance(record, dict) else None
+        return str(arn or self.mapping.stream_arn)
+
+    async def _send(self, record: dict[str, Any]) -> None:
+        body = json.dumps(record)
+        if ":sns:" in self.destination:
+            await self.client.publish(TopicArn=self.destination, Message=body)
+        else:
+            if self._queue_url is None:
+                _, account, name = arn_parts(self.destination)
+                found = await self.client.get_queue_url(QueueName=name,
+                                                        QueueOwnerAWSAccountId=account)  # fmt: skip
+                self._queue_url = str(found["QueueUrl"])
+            extra: dict[str, str] = {}
+            if self.destination.endswith(".fifo"):
+                info = record["DDBStreamBatchInfo"]
+                extra = {
+                    "MessageGroupId": info["shardId"] or "stream",
+                    "MessageDeduplicationId": record["requestContext"]["requestId"],
+                }
+            await self.client.send_message(QueueUrl=self._queue_url, MessageBody=body, **extra)
+        self.sent += 1
+        metrics.FAILURES_SENT.labels(self.label).inc()
