@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: install demo test lint unit bench clean redis-server
+.PHONY: install demo test lint unit bench bench-http clean redis-server
 
 install: $(STAMP) redis-server
 
@@ -35,6 +35,14 @@ test: install lint
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# wrk against the API gateway (bus + worker in the path) and a bare aiohttp hello-world.
+bench-http: install
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing wrk with apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m bench.http
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

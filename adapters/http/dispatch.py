@@ -4,7 +4,9 @@ Everything that can refuse a request without reading its body runs first
 (URL and header limits, routing, a declared Content-Length over 10 MB, auth),
 so a refused upload is never read, and ``Expect: 100-continue`` is answered
 only once the request is going to be served. A body without a length is read
-chunk by chunk and refused as soon as it passes the limit.
+chunk by chunk and refused as soon as it passes the limit, and a body that
+hasn't all arrived by the body deadline is refused with 408 (see
+:mod:`.server`): a stalled upload invokes nothing.
 
 Function answers become responses per payload format (:mod:`.responses`);
 a failed or malformed answer is the API kind's integration failure, a late
@@ -14,6 +16,7 @@ only the log.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -62,17 +65,25 @@ def _request_ids(kind: ApiKind) -> tuple[str, list[tuple[str, str]]]:
     return rid, [("apigw-requestid", rid)]
 
 
-async def read_body(request: web.BaseRequest, limit: int) -> bytes:
-    """The whole body, refused (Denied) as soon as it passes ``limit`` bytes."""
+async def read_body(request: web.BaseRequest, limit: int, timeout_s: float) -> bytes:
+    """The whole body, refused (Denied) as soon as it passes ``limit`` bytes, or when it
+    hasn't all arrived ``timeout_s`` after we started reading it.
+
+    The deadline covers the whole body, not the gap between chunks: a client that
+    trickles a byte a second would keep an idle timer happy forever."""
     if not request.body_exists:
         return b""
     chunks: list[bytes] = []
     total = 0
-    while chunk := await request.content.readany():
-        total += len(chunk)
-        if total > limit:
-            raise Denied("too_large", f"body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while chunk := await request.content.readany():
+                total += len(chunk)
+                if total > limit:
+                    raise Denied("too_large", f"body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Denied("request_timeout", f"body incomplete after {timeout_s:g} s") from None
     return b"".join(chunks)
 
 
@@ -93,11 +104,13 @@ class Dispatcher:
         authorizers: Authorizers,
         invoker: Callable[[], Invoker],
         integration_timeout_s: float,
+        body_timeout_s: float = 30.0,
     ) -> None:
         self.table = table
         self.authorizers = authorizers
         self.invoker = invoker
         self.integration_timeout_s = integration_timeout_s
+        self.body_timeout_s = body_timeout_s
         self.default_kind: ApiKind = (
             "http" if any(a.kind == "http" for a in table.apis) or not table.apis else "rest"
         )
@@ -181,7 +194,9 @@ class Dispatcher:
             raise Denied("bad_request", "the query string is not valid UTF-8 form data") from None
         grant, api_key = await self.authorizers.check(req, found, route.auth, request_id)
         await _continue(request)
-        req = dataclasses.replace(req, body=await read_body(request, MAX_BODY_BYTES))
+        body = await read_body(request, MAX_BODY_BYTES, self.body_timeout_s)
+        if body:
+            req = dataclasses.replace(req, body=body)
         if route.payload_version == "2.0":
             event = build_v2(req, found, request_id, grant=grant)
         else:

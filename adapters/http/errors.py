@@ -27,6 +27,7 @@ Refusal = Literal[
     "too_large",
     "uri_too_long",
     "headers_too_large",
+    "request_timeout",
 ]
 
 
@@ -57,6 +58,7 @@ _ANSWERS: dict[ApiKind, dict[Refusal, tuple[int, str | None, str | None]]] = {
         "too_large": (413, "Request Too Long", None),
         "uri_too_long": (414, "Request-URI Too Long", None),
         "headers_too_large": (431, "Request Header Fields Too Large", None),
+        "request_timeout": (408, "Request Timeout", None),
     },
     "http": {
         "bad_request": (400, "Bad Request", None),
@@ -70,6 +72,7 @@ _ANSWERS: dict[ApiKind, dict[Refusal, tuple[int, str | None, str | None]]] = {
         "too_large": (413, "Request Entity Too Large", None),
         "uri_too_long": (414, "Request-URI Too Long", None),
         "headers_too_large": (431, "Request Header Fields Too Large", None),
+        "request_timeout": (408, "Request Timeout", None),
     },
 }
 

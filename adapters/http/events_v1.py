@@ -10,15 +10,21 @@ stages are mounted, as on API Gateway's default domain).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 from urllib.parse import unquote
 
-from adapters.samples_aws import clf, epoch_ms
 from adapters.template.models import ACCOUNT_ID
 
-from .request import Grant, RequestData, domain_prefix, encode_body, forwarded
+from .request import Grant, RequestData, domain_prefix, encode_body, forwarded, request_times
 from .routes import Match
+
+
+@functools.lru_cache(maxsize=1024)
+def _resource_id(path: str) -> str:
+    """A REST resource's id: stable per resource path, as API Gateway's are per resource."""
+    return hashlib.sha256(path.encode()).hexdigest()[:6]
 
 
 def multi_headers(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -74,20 +80,19 @@ def request_context(
 ) -> dict[str, Any]:
     route, host = match.route, req.host()
     rest = route.api.kind == "rest"
+    request_time, epoch_ms = request_times(req.time)
     context: dict[str, Any] = {
-        "resourceId": hashlib.sha256(route.path.encode()).hexdigest()[:6]
-        if rest
-        else route.route_key,
+        "resourceId": _resource_id(route.path) if rest else route.route_key,
         "resourcePath": route.path,
         "httpMethod": req.method,
         "extendedRequestId": extended_id,
-        "requestTime": clf(req.time),
+        "requestTime": request_time,
         "path": req.raw_path if rest else unquote(req.raw_path),
         "accountId": ACCOUNT_ID,
         "protocol": req.protocol,
         "stage": route.api.stage,
         "domainPrefix": domain_prefix(host),
-        "requestTimeEpoch": epoch_ms(req.time),
+        "requestTimeEpoch": epoch_ms,
         "requestId": request_id,
         "identity": identity(req, api_key),
         "domainName": host,

@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from adapters.samples_aws import clf, epoch_ms
 from adapters.template.models import ACCOUNT_ID
 
-from .request import Grant, RequestData, domain_prefix, encode_body, forwarded
+from .request import Grant, RequestData, domain_prefix, encode_body, forwarded, request_times
 from .routes import Match
 
 
@@ -48,6 +47,7 @@ def request_context(
     req: RequestData, match: Match, request_id: str, grant: Grant | None = None
 ) -> dict[str, Any]:
     host = req.host()
+    request_time, epoch_ms = request_times(req.time)
     context: dict[str, Any] = {
         "accountId": ACCOUNT_ID,
         "apiId": match.route.api.id,
@@ -63,8 +63,8 @@ def request_context(
         "requestId": request_id,
         "routeKey": match.route.route_key,
         "stage": match.route.api.stage,
-        "time": clf(req.time),
-        "timeEpoch": epoch_ms(req.time),
+        "time": request_time,
+        "timeEpoch": epoch_ms,
     }
     authorizer = authorizer_v2(grant)
     if authorizer is not None:

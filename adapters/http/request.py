@@ -9,12 +9,15 @@ values were checked to be UTF-8 before they got here.
 from __future__ import annotations
 
 import base64
+import functools
+import random
 import re
-import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
+
+from adapters.samples_aws import clf
 
 MAX_QUERY_FIELDS = 1000
 """More parameters than any URL within the 8 KB limit can sensibly hold."""
@@ -54,6 +57,8 @@ class RequestData:
     def query(self) -> dict[str, list[str]]:
         """Decoded parameters in order; raises UnicodeDecodeError or ValueError on junk."""
         params: dict[str, list[str]] = {}
+        if not self.raw_query:
+            return params
         pairs = parse_qsl(
             self.raw_query,
             keep_blank_values=True,
@@ -71,10 +76,25 @@ def rest_request_id() -> str:
 
 
 def http_request_id() -> str:
-    """HTTP APIs use a short base64 id (``apigw-requestid``), e.g. ``JKJaXmPLvHcESHA=``."""
-    return base64.b64encode(secrets.token_bytes(11)).decode()
+    """HTTP APIs use a short base64 id (``apigw-requestid``), e.g. ``JKJaXmPLvHcESHA=``.
+
+    Ids (and trace ids) must be unique, not unguessable: Python's PRNG makes them
+    without a system call per request."""
+    return base64.b64encode(random.getrandbits(88).to_bytes(11, "big")).decode()
 
 
+def request_times(at: datetime) -> tuple[str, int]:
+    """(``requestTime`` as API Gateway writes it, epoch milliseconds) of ``at``."""
+    return _clf_of_second(int(at.timestamp())), int(at.timestamp()) * 1000 + at.microsecond // 1000
+
+
+@functools.lru_cache(maxsize=4)
+def _clf_of_second(epoch_s: int) -> str:
+    """Formatting a date is slow and a busy gateway stamps thousands a second with one."""
+    return clf(datetime.fromtimestamp(epoch_s, UTC))
+
+
+@functools.lru_cache(maxsize=1024)
 def domain_prefix(host: str) -> str:
     """The first label of the host name (an IP address stays whole)."""
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
@@ -85,7 +105,7 @@ def domain_prefix(host: str) -> str:
 
 def trace_id(at: datetime) -> str:
     """An X-Ray trace header, as API Gateway adds when the client sent none."""
-    return f"Root=1-{int(at.timestamp()):08x}-{secrets.token_hex(12)}"
+    return f"Root=1-{int(at.timestamp()):08x}-{random.getrandbits(96):024x}"
 
 
 def _matches(content_type: str, pattern: str) -> bool:
@@ -141,17 +161,27 @@ class Grant:
 def forwarded(req: RequestData, lower: bool) -> list[tuple[str, str]]:
     """The request's headers plus those API Gateway adds: the peer appended to
     X-Forwarded-For, X-Forwarded-Port/-Proto, and a trace id unless one came in."""
-    names = {
-        n: (n.lower() if lower else n)
-        for n in ("X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Amzn-Trace-Id")
-    }
-    overridden = {n.lower() for n in names} - {"x-amzn-trace-id"}
-    headers = [(k, v) for k, v in req.headers if k.lower() not in overridden]
-    previous = req.header("X-Forwarded-For")
+    forwarded_for, port, proto, trace = _LOWER_NAMES if lower else _NAMES
+    headers: list[tuple[str, str]] = []
+    previous: str | None = None
+    traced = False
+    for key, value in req.headers:
+        name = key.lower()
+        if name == "x-forwarded-for":
+            previous = value  # the last one, as header() would find it
+        elif name == "x-amzn-trace-id":
+            traced = True
+        if name not in _OVERRIDDEN:
+            headers.append((key, value))
     chain = f"{previous}, {req.source_ip}" if previous else req.source_ip
-    headers.append((names["X-Forwarded-For"], chain))
-    headers.append((names["X-Forwarded-Port"], str(req.server_port)))
-    headers.append((names["X-Forwarded-Proto"], "http"))
-    if req.header("X-Amzn-Trace-Id") is None:
-        headers.append((names["X-Amzn-Trace-Id"], trace_id(req.time)))
+    headers.append((forwarded_for, chain))
+    headers.append((port, str(req.server_port)))
+    headers.append((proto, "http"))
+    if not traced:
+        headers.append((trace, trace_id(req.time)))
     return headers
+
+
+_NAMES = ("X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Amzn-Trace-Id")
+_LOWER_NAMES = tuple(n.lower() for n in _NAMES)
+_OVERRIDDEN = frozenset(_LOWER_NAMES[:3])

@@ -11,9 +11,28 @@ runs: request lines and header fields over 16 KB, more than 200 headers.
 Request bodies are never decompressed (API Gateway passes them as sent) and
 never buffered beyond the 10 MB limit (see :mod:`.dispatch`).
 
+Slow clients can't hold a connection forever. API Gateway documents no
+client-side read timeout, so the choice is ours and follows what its front
+end (and every load balancer) does with a stalled client:
+
+- a request whose body hasn't all arrived ``body_timeout_s`` (default 30 s,
+  ``LAMBDABUS_HTTP_BODY_TIMEOUT_S``) after the gateway started reading it is
+  answered ``408 {"message": "Request Timeout"}`` and the connection closed;
+  no function is invoked. The deadline is for the whole body, so a client
+  trickling a byte at a time can't stretch it.
+- a connection that hasn't sent a complete request head within
+  ``idle_timeout_s`` (default 60 s, ``LAMBDABUS_HTTP_IDLE_TIMEOUT_S``) of
+  opening or of its previous answer is closed without an answer, as an idle
+  keep-alive connection is (aiohttp's keep-alive timer, which it arms at
+  connect and which fires only while it waits for a request head; its default
+  of an hour is far too long for a server facing clients).
+
 One access-log line per request on the ``adapters.http.access`` logger:
 peer, method, path (no query string: it may carry tokens), status, bytes,
 seconds, and the route and function that served it (or why it was refused).
+``LAMBDABUS_HTTP_ACCESS_LOG=0`` turns them off (API Gateway's access logging
+is opt-in too): a line costs ~30 µs of CPU through :mod:`logging`, more than
+the gateway's routing and event building together (``bench/http.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +60,9 @@ access_log = logging.getLogger("adapters.http.access")
 LINGER_S = 2.0
 """How long a refused upload is still read so the client can see the refusal."""
 API_KEYS_ENV = "LAMBDABUS_API_KEYS"
+BODY_TIMEOUT_ENV = "LAMBDABUS_HTTP_BODY_TIMEOUT_S"
+IDLE_TIMEOUT_ENV = "LAMBDABUS_HTTP_IDLE_TIMEOUT_S"
+ACCESS_LOG_ENV = "LAMBDABUS_HTTP_ACCESS_LOG"
 
 
 class _AccessLogger(AbstractAccessLogger):
@@ -69,6 +91,20 @@ def api_keys_from(loaded: LoadedTemplate) -> list[str]:
     return keys + declared
 
 
+def seconds_from_env(name: str, default: float) -> float:
+    """A positive number of seconds from the environment; GatewayConfigError names a bad one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:  # NaN fails too
+        raise GatewayConfigError(f"{name}: expected seconds between 0 and 86400, got {raw!r}")
+    return value
+
+
 class ApiGateway:
     """The template's Api and HttpApi routes on one port, invoking functions over the bus."""
 
@@ -85,16 +121,28 @@ class ApiGateway:
         api_keys: Iterable[str] | None = None,
         invoker: Invoker | None = None,
         shutdown_timeout_s: float = 10.0,
+        body_timeout_s: float | None = None,
+        idle_timeout_s: float | None = None,
     ) -> None:
         """``routes`` overrides the table built from ``loaded`` (e.g. with asynchronous
         routes); ``api_keys`` overrides :func:`api_keys_from`; ``invoker`` shares the
         process's Invoker (it is then not closed by :meth:`stop`). Raises
-        :class:`~.auth_config.GatewayConfigError` for auth or CORS settings it can't serve."""
+        :class:`~.auth_config.GatewayConfigError` for auth or CORS settings it can't serve.
+        ``body_timeout_s`` / ``idle_timeout_s``: see the module docstring (None: from the
+        environment, else 30 s / 60 s)."""
         self.redis_url = redis_url
         self.loaded = loaded
         self.host = host
         self.port = port
         self.shutdown_timeout_s = shutdown_timeout_s
+        if body_timeout_s is None:
+            body_timeout_s = seconds_from_env(BODY_TIMEOUT_ENV, 30.0)
+        if idle_timeout_s is None:
+            idle_timeout_s = seconds_from_env(IDLE_TIMEOUT_ENV, 60.0)
+        if not (body_timeout_s > 0 and idle_timeout_s > 0):
+            raise GatewayConfigError("the body and idle timeouts must be positive seconds")
+        self.body_timeout_s = body_timeout_s
+        self.idle_timeout_s = idle_timeout_s
         self.routes = routes or build_routes(
             loaded, mount_stage=mount_stage, asynchronous=loaded.async_routes
         )
@@ -103,7 +151,11 @@ class ApiGateway:
         keys = list(api_keys) if api_keys is not None else api_keys_from(loaded)
         self.authorizers = Authorizers(self._invoke, keys, loaded.region, integration_timeout_s)
         self.dispatcher = Dispatcher(
-            self.routes, self.authorizers, self._get_invoker, integration_timeout_s
+            self.routes,
+            self.authorizers,
+            self._get_invoker,
+            integration_timeout_s,
+            self.body_timeout_s,
         )
         self._runner: web.ServerRunner | None = None
 
@@ -131,12 +183,13 @@ class ApiGateway:
         server = web.Server(
             self.dispatcher.handle,
             access_log_class=_AccessLogger,
-            access_log=access_log,
+            access_log=access_log if os.environ.get(ACCESS_LOG_ENV, "1") != "0" else None,
             max_line_size=16384,
             max_field_size=16384,
             max_headers=200,
             auto_decompress=False,
             lingering_time=LINGER_S,
+            keepalive_timeout=self.idle_timeout_s,
         )
         runner = web.ServerRunner(
             server, handle_signals=False, shutdown_timeout=self.shutdown_timeout_s

@@ -1,0 +1,248 @@
+"""``make bench-http``: the API gateway under wrk, against a bare aiohttp hello-world.
+
+In one run, on loopback only, with the same wrk settings for both:
+  (a) ``lambdabus dev`` on a one-route template: wrk -> gateway -> bus (private
+      redis-server) -> worker process -> no-op ``async def`` handler -> back;
+  (b) a bare aiohttp ``web.Application`` answering "hello" on the same machine.
+Prints requests/s and p50/p99 latency (wrk --latency) of each, the ratio, and
+one JSON line. The issue's target: (a) at least 40% of (b)'s rate.
+
+    python -m bench.http [--duration 10] [--connections 32] [--threads 1]
+
+Needs ``wrk`` on PATH (``make bench-http`` installs Debian's). Invocation and
+access logs are off (LAMBDABUS_INVOCATION_LOGS=0, LAMBDABUS_HTTP_ACCESS_LOG=0;
+``--access-log`` keeps the latter): this measures the request path, not the
+terminal.
+
+Requests/s depend on what else the machine runs; the CPU time each side's
+processes spend per request (gateway process + worker + redis-server, vs the
+bare server) is printed too, as the steadier measure on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TEMPLATE = f"""\
+Transform: AWS::Serverless-2016-10-31
+Metadata:
+  lambdabus:
+    stack: benchhttp
+Resources:
+  Noop:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: {ROOT}
+      Handler: bench.http.noop
+      Events:
+        Get: {{Type: HttpApi, Properties: {{Path: /noop, Method: get}}}}
+"""
+
+
+async def noop(event: Any, context: Any) -> dict[str, Any]:
+    """The function behind the route: API Gateway's smallest proxy answer."""
+    return {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": "hello"}
+
+
+def bare_server(port: int) -> None:
+    """aiohttp's hello-world, as its docs write it, on the same loop lambdabus uses."""
+    from aiohttp import web
+
+    from bus.lifecycle import install_uvloop
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    install_uvloop()
+    app = web.Application()
+    app.add_routes([web.get("/", hello)])
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def free_port() -> int:
+    from bus.embedded import free_port as pick
+
+    return pick()
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(text: str) -> dict[str, float]:
+    """Requests/s and the p50/p99 latencies (ms) from wrk --latency's report."""
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if rate is None:
+        raise RuntimeError(f"wrk printed no rate:\n{text}")
+    count = re.search(r"(\d+) requests in", text)
+    out = {"rps": float(rate.group(1)), "requests": float(count.group(1)) if count else 0.0}
+    for pct in ("50", "99"):
+        found = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if found is None:
+            raise RuntimeError(f"wrk printed no p{pct}:\n{text}")
+        out[f"p{pct}_ms"] = float(found.group(1)) * _UNITS[found.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    out["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    socket_errors = re.search(r"Socket errors: (.*)", text)
+    out["socket_errors"] = (
+        float(sum(map(int, re.findall(r"\d+", socket_errors.group(1))))) if socket_errors else 0.0
+    )
+    return out
+
+
+def wrk(url: str, seconds: int, connections: int, threads: int) -> dict[str, float]:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True)
+    return parse_wrk(done.stdout)
+
+
+def start_dev(folder: Path, access_log: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """``lambdabus dev`` on the one-route template; returns it and its API URL."""
+    (folder / "template.yaml").write_text(TEMPLATE)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LAMBDABUS_INVOCATION_LOGS="0")
+    env["LAMBDABUS_HTTP_ACCESS_LOG"] = "1" if access_log else "0"
+    for var in ("LAMBDABUS_REDIS_URL", "AWS_ENDPOINT_URL"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "adapters.cli", "dev", str(folder / "template.yaml"),
+           "--edge-port", str(free_port()), "--api-port", str(free_port())]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout is not None
+    api = None
+    for line in proc.stdout:
+        found = re.match(r"\s+api\s+(\S+)", line)
+        if found:
+            api = found.group(1)
+        if line.strip() == "ready" and api:
+            return proc, api
+    raise RuntimeError(f"lambdabus dev exited with {proc.wait()} before it was ready")
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (the dev process's workers and redis-server)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def _cpu_s(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, float]:
+    """wrk's numbers plus the CPU the server side (``pid`` and its descendants) spent per
+    request."""
+    wrk(url, 2, args.connections, args.threads)  # warm-up: connections, imports, caches
+    pids = _descendants(pid)
+    before = _cpu_s(pids)
+    result = wrk(url, args.duration, args.connections, args.threads)
+    result["cpu_us_per_request"] = (_cpu_s(pids) - before) / result["requests"] * 1e6
+    return result
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not on PATH: `make bench-http` installs it (apt-get install wrk)")
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, api = start_dev(Path(tmp), args.access_log)
+        try:
+            gw = measure(f"{api}/noop", proc.pid, args)
+        finally:
+            stop(proc)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    bare_cmd = [sys.executable, "-c", f"import bench.http as b; b.bare_server({port})"]
+    bare_proc = subprocess.Popen(bare_cmd, cwd=ROOT, env=env, text=True)
+    try:
+        _wait_listening(port)
+        bare = measure(f"http://127.0.0.1:{port}/", bare_proc.pid, args)
+    finally:
+        stop(bare_proc)
+    ratio = gw["rps"] / bare["rps"]
+    for name, r in (("gateway + bus + worker", gw), ("bare aiohttp hello", bare)):
+        print(f"{name:<24} {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+              f"p99 {r['p99_ms']:6.2f} ms  CPU {r['cpu_us_per_request']:5.0f} us/request  "
+              f"errors {r['non_2xx'] + r['socket_errors']:.0f}", flush=True)  # fmt: skip
+    print(f"ratio {ratio:.0%} of bare aiohttp's rate (target >= 40%); load average now "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+    return {
+        "duration_s": args.duration,
+        "connections": args.connections,
+        "threads": args.threads,
+        "gateway_rps": round(gw["rps"]),
+        "gateway_p50_ms": round(gw["p50_ms"], 2),
+        "gateway_p99_ms": round(gw["p99_ms"], 2),
+        "gateway_errors": int(gw["non_2xx"] + gw["socket_errors"]),
+        "gateway_cpu_us_per_request": round(gw["cpu_us_per_request"]),
+        "bare_cpu_us_per_request": round(bare["cpu_us_per_request"]),
+        "access_log": args.access_log,
+        "bare_rps": round(bare["rps"]),
+        "bare_p50_ms": round(bare["p50_ms"], 2),
+        "bare_p99_ms": round(bare["p99_ms"], 2),
+        "ratio": round(ratio, 3),
+    }
+
+
+def _wait_listening(port: int, timeout_s: float = 30.0) -> None:
+    """Bounded poll until the bare server accepts connections."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--access-log", action="store_true", help="keep the gateway's access log")
+    print(json.dumps(main(ap.parse_args())))
