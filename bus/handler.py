@@ -136,6 +136,16 @@ def timeout_error(fn: FunctionSpec, ctx: LambdaContext) -> ErrorInfo:
     )
 
 
+def _thread_loop() -> None:
+    """Give each handler thread an event loop of its own, idle until the handler uses it.
+
+    Lambda runs a plain ``def`` handler on a thread where ``asyncio.get_event_loop()``
+    answers; adapters such as Mangum call it and ``run_until_complete`` on the result,
+    which fails on a pool thread that has no loop.
+    """
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 class InProcessRunner:
     """Runs a handler in this process: coroutine on the loop, function in a thread."""
 
@@ -143,7 +153,9 @@ class InProcessRunner:
         self.fn = fn
         self.handler = handler
         self.is_async = inspect.iscoroutinefunction(handler)
-        self.executor = ThreadPoolExecutor(max_workers=fn.threads, thread_name_prefix=fn.name)
+        self.executor = ThreadPoolExecutor(
+            max_workers=fn.threads, thread_name_prefix=fn.name, initializer=_thread_loop
+        )
 
     async def run(self, event: Any, ctx: LambdaContext) -> Outcome:
         if self.is_async:

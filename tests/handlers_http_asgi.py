@@ -5,12 +5,9 @@ One module-level ``app`` and ``handler = Mangum(app)``; the template puts the
 same handler behind a REST API's ``ANY /{proxy+}`` (payload 1.0) and an HTTP
 API's ``$default`` route (payload 2.0), so one set of routes checks both.
 
-The functions run with ``Metadata: lambdabus: isolation: process``: Mangum
-drives the app with ``asyncio.get_event_loop().run_until_complete``, which
-works on Lambda (the handler runs on the runtime's main thread) but not yet
-on a worker's handler thread, which has no event loop of its own ("There is
-no current event loop in thread"): a known gap of the thread runner
-(bus/handler.py), which should give each handler thread a loop.
+The functions run on the worker's default thread runner: Mangum drives the app
+with ``asyncio.get_event_loop().run_until_complete``, which works because each
+handler thread has an event loop of its own, as the Lambda runtime's thread does.
 """
 
 from __future__ import annotations
@@ -87,14 +84,10 @@ Resources:
       Handler: tests.handlers_http_asgi.handler
       Events:
         Proxy: {Type: Api, Properties: {RestApiId: !Ref Rest, Path: "/{proxy+}", Method: any}}
-    Metadata:
-      lambdabus: {isolation: process}
   HttpApp:
     Type: AWS::Serverless::Function
     Properties:
       Handler: tests.handlers_http_asgi.handler
       Events:
         Default: {Type: HttpApi}
-    Metadata:
-      lambdabus: {isolation: process}
 """
