@@ -59,11 +59,17 @@ class TemplateCli(Cli):
         d.add_argument("--grace", type=float, default=10.0)
         d.set_defaults(run=self.dev)
         ad = sub.add_parser("adapter", help="run event-source adapters (what dev runs inside)")
-        ad.add_argument("source", choices=["sqs"], help="sqs: SQS mappings, S3/SNS carriers, DLQs")
+        ad.add_argument(
+            "source",
+            choices=["sqs", "dynamodb", "schedule"],
+            help="sqs: SQS mappings, S3/SNS carriers, DLQs; dynamodb: DynamoDB streams",
+        )
         ad.add_argument(
             "--admin-port", type=int, default=int(os.environ.get("LAMBDABUS_ADMIN_PORT", 0))
         )
         ad.add_argument("--grace", type=float, default=30.0)
+        ad.add_argument("--fire", metavar="FUNCTION.EVENT",
+                        help="schedule: fire this schedule's next tick now, then exit")  # fmt: skip
         ad.set_defaults(run=self.adapter)
         dp = sub.add_parser("deploy", help="provision the template's AWS resources")
         dp.add_argument("action", choices=["provision"])
@@ -92,6 +98,9 @@ class TemplateCli(Cli):
             help="fill a placeholder, e.g. bucket=photos key=cat.jpg",
         )
         g.set_defaults(run=self.generate_event)
+        from .sfn.cli import add_parser as add_sfn_parser
+
+        add_sfn_parser(sub, self.sfn)
 
     # -- stacks from templates ---------------------------------------------------
 
@@ -177,13 +186,26 @@ class TemplateCli(Cli):
         from bus.lifecycle import serve
         from bus.redis_conn import connect
 
-        from .sqs import services_for
+        from . import sqs, streams
 
         loaded = self.load(args)
+        if args.source == "schedule":
+            from .schedule.cli import run_schedule
+
+            return await run_schedule(loaded, redis_url(args.redis_url), args)
         redis = connect(redis_url(args.redis_url))
-        group = services_for(redis, loaded, carriers=True)
+        if args.source == "dynamodb":
+            try:  # settings from the environment are checked here
+                group = streams.services_for(redis, loaded)
+            except ValueError as exc:
+                await redis.aclose()
+                raise UsageError(str(exc)) from None
+            kinds = "DynamoDB"
+        else:
+            group, kinds = sqs.services_for(redis, loaded, carriers=True), "SQS, S3 or SNS"
         if not group.adapters:
-            raise UsageError(f"{loaded.path}: no SQS, S3 or SNS event sources to run")
+            await redis.aclose()
+            raise UsageError(f"{loaded.path}: no {kinds} event sources to run")
         try:
             return await serve(group.start, group.stop, lambda: group.ready,
                                admin_port=args.admin_port, grace_s=args.grace)  # fmt: skip
@@ -226,6 +248,11 @@ class TemplateCli(Cli):
         print(json.dumps(result.payload))
         print(json.dumps(meta), file=sys.stderr)
         return 0
+
+    async def sfn(self, args: argparse.Namespace) -> int:
+        from .sfn.cli import run
+
+        return await run(self, args)
 
     async def generate_event(self, args: argparse.Namespace) -> int:
         values = {}

@@ -31,6 +31,11 @@ ADAPTERS: dict[str, str] = {
     "SQS": "sqs",
     "S3": "sqs (carrier queue)",
     "SNS": "sqs (carrier queue) and /sns/ on the edge",
+    "Schedule": "scheduler",
+    "ScheduleV2": "scheduler",
+    "DynamoDB": "dynamodb streams",
+    "EventBridgeRule": "PutEvents on the edge",
+    "CloudWatchEvent": "PutEvents on the edge",
 }
 """Event type -> adapter that runs it; the source issues fill this in."""
 
@@ -63,6 +68,7 @@ class DevStack:
         self.mount_stage = mount_stage
         self.gateway: Any = None
         self.adapters: Any = None
+        self.scheduler: Any = None
         self._redis_client: Any = None
         self.overrides = list(overrides)
         self.stack = loaded.stack
@@ -73,6 +79,7 @@ class DevStack:
         self._redis: EmbeddedRedis | None = None
         self._moto: Any = None
         self.edge: EdgeServer | None = None
+        self.sfn_executor: Any = None
         self.workers: list[asyncio.subprocess.Process] = []
         self._relays: list[asyncio.Task[None]] = []
         self.admin_urls: dict[str, str] = {}
@@ -112,12 +119,22 @@ class DevStack:
             self.redis_url, self.stack, port=self.edge_port, credentials=self.credentials
         )
         self._mount_sns(self.edge)
+        self._mount_events(self.edge)
+        self._mount_sfn(self.edge)
         await self.edge.start()
         await self._start_adapters()
+        await self._start_scheduler()
         await self._start_gateway()
         env = self._worker_env()
-        for group in self.loaded.groups:
-            await self._start_worker(group, env)
+        # Side by side: each worker's cold start (imports) takes a while.
+        started = await asyncio.gather(
+            *(self._start_worker(group, env) for group in self.loaded.groups),
+            return_exceptions=True,
+        )
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        await self._start_sfn_executor()
         self._print_endpoints()
         self.ready = True
 
@@ -139,18 +156,63 @@ class DevStack:
             sns_endpoint_url=os.environ.get("AWS_ENDPOINT_URL_SNS") or self.aws_endpoint,
         ).mount(edge)
 
+    def _mount_events(self, edge: EdgeServer) -> None:
+        """EventBridge PutEvents on the edge, routed by the template's rules (always served:
+        events for the default bus are accepted even when no rule matches them)."""
+        from bus.redis_conn import connect
+
+        from .eventbridge.put_events import mount
+
+        assert self.redis_url is not None
+        if self._redis_client is None:
+            self._redis_client = connect(self.redis_url)
+        mount(edge, self.loaded.events, self.stack, self._redis_client, self.loaded.region)
+
+    def _mount_sfn(self, edge: EdgeServer) -> None:
+        """The Step Functions API on the edge (AWSStepFunctions.*)."""
+        from bus.redis_conn import connect
+
+        from .sfn.api import mount
+
+        assert self.redis_url is not None
+        if self._redis_client is None:
+            self._redis_client = connect(self.redis_url)
+        mount(edge, self._redis_client, self.stack.name, self.loaded.region)
+
+    async def _start_sfn_executor(self) -> None:
+        """The workflow executor, with the template's state machines registered."""
+        from .sfn.executor import Executor
+        from .sfn.machines import register_template_machines
+
+        assert self.redis_url is not None
+        self.sfn_executor = Executor(
+            self.redis_url, self.stack.name, functions=set(self.stack.functions)
+        )
+        await register_template_machines(self.sfn_executor.store, self.loaded)
+        await self.sfn_executor.start()
+
     async def _start_adapters(self) -> None:
         """SQS mappings, S3/SNS carrier queues and dead-letter forwarders, in this process."""
         from bus.redis_conn import connect
 
+        from . import streams
         from .sqs import services_for
 
         assert self.redis_url is not None
         if self._redis_client is None:
             self._redis_client = connect(self.redis_url)
         self.adapters = services_for(self._redis_client, self.loaded, carriers=True)
+        self.adapters.adapters += streams.services_for(self._redis_client, self.loaded).adapters
         if self.adapters.adapters:
             await self.adapters.start()
+
+    async def _start_scheduler(self) -> None:
+        """Schedule/ScheduleV2 events (adapters/schedule), exactly once per tick."""
+        from .schedule.scheduler import scheduler_for
+
+        if any(ev.type in ("Schedule", "ScheduleV2") for ev in self.loaded.events):
+            self.scheduler = scheduler_for(self._redis_client, self.loaded)
+            await self.scheduler.start()
 
     async def _start_gateway(self) -> None:
         """Serve the template's Api/HttpApi routes, as ``sam local start-api`` does."""
@@ -204,6 +266,8 @@ class DevStack:
                 "LAMBDABUS_TEMPLATE": str(self.loaded.path),
                 "AWS_ENDPOINT_URL": self.aws_endpoint,
                 "AWS_ENDPOINT_URL_LAMBDA": self.edge.url,
+                "AWS_ENDPOINT_URL_EVENTBRIDGE": self.edge.url,
+                "AWS_ENDPOINT_URL_SFN": self.edge.url,
                 "LAMBDABUS_ADMIN_PORT": "0",
             }
         )
@@ -269,10 +333,12 @@ class DevStack:
             f"stack {self.stack.name!r} from {self.loaded.path}",
             f"  redis        {self.redis_url}" + ("  (private)" if self._redis else ""),
             f"  aws          {self.aws_endpoint}" + ("  (embedded moto)" if self._moto else ""),
-            f"  edge         {self.edge.url}  (Lambda Invoke API)",
+            f"  edge         {self.edge.url}  (Lambda Invoke, Step Functions APIs)",
         ]
         if self.gateway is not None:
             lines.append(f"  api          {self.gateway.url}  (API Gateway routes)")
+        if self.scheduler is not None:
+            lines.append(f"  scheduler    {self.scheduler.describe()}")
         for label, url in sorted(self.admin_urls.items()):
             lines.append(f"  worker       {label}: {url}")
         lines.append("ready")
@@ -284,6 +350,8 @@ class DevStack:
         clean = True
         if self.adapters is not None and self.adapters.adapters:
             clean = await self.adapters.stop(grace_s)
+        if self.scheduler is not None:
+            clean = await self.scheduler.stop(grace_s) and clean
         for proc in self.workers:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
@@ -295,6 +363,8 @@ class DevStack:
                 proc.kill()
                 await proc.wait()
         await asyncio.gather(*self._relays, return_exceptions=True)
+        if self.sfn_executor is not None:
+            await self.sfn_executor.stop()
         if self.gateway is not None:
             await self.gateway.stop()
         if self.edge is not None:

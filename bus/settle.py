@@ -20,7 +20,7 @@ from . import metrics
 from .envelope import Envelope, encode
 from .events import DeadLetter, after_failure, destination_record
 from .handler import ErrorInfo
-from .keys import GROUP, FunctionKeys
+from .keys import GROUP, FunctionKeys, reply_expires
 from .publish import Publisher, Target
 from .spec import DIRECT, FunctionSpec, Trigger
 
@@ -73,7 +73,7 @@ class Acker:
             pipe = self.redis.pipeline(transaction=False)
             for reply_to, payload in replies:
                 pipe.xadd(reply_to, {"r": payload})
-            for reply_to in {r for r, _ in replies}:
+            for reply_to in {r for r, _ in replies if reply_expires(r)}:
                 pipe.pexpire(reply_to, REPLY_TTL_MS)
             for stream, ids in batch.items():
                 pipe.xack(stream, GROUP, *ids)

@@ -209,6 +209,9 @@ class _Loader:
                     resources[lid] = Resource(
                         lid, decl.type, props, ident.name, ident.arn, ident.ref
                     )
+        from ..sfn.starters import starters  # state machine Events start executions
+
+        built += starters(resources, site, self.warn_for, {b.spec.name for b in built})
         events: list[EventSource] = [e for b in built for e in b.events]
         destinations: list[FailureDestination] = [d for b in built for d in b.destinations]
         warnings = [

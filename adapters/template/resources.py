@@ -155,6 +155,12 @@ def _state_machine(sources: tuple[str, ...]) -> Finisher:
                 sources[0], f"expected a state machine with States, got {show(definition)}"
             )
         props["Definition"] = _substitute(definition, props.get("DefinitionSubstitutions", {}))
+        from ..sfn.definition import DefinitionError, validate
+
+        try:
+            validate(props["Definition"])
+        except DefinitionError as exc:
+            raise Invalid(sources[0], str(exc)) from None
         events = props.get("Events", {})
         for name, event in events.items():
             events[name] = state_machine_event(name, event, warn)
@@ -176,6 +182,12 @@ def state_machine_event(name: str, event: Any, warn: Warn) -> dict[str, Any]:
     properties = check(
         event.get("Properties", {}), EVENT_SCHEMAS[kind], f"{where}.Properties", warn
     )
+    if kind in ("Schedule", "ScheduleV2"):
+        from ..schedule.spec import check_properties
+
+        problem = check_properties(kind, properties)
+        if problem is not None:
+            raise Invalid(f"{where}.Properties.{problem[0]}", problem[1])
     return {"Type": kind, "Properties": properties}
 
 

@@ -7,7 +7,6 @@ don't collide) and returns the event's properties normalised for adapters.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,10 @@ from .models import ResourceTable
 SQS_DEDUPE_MARGIN_S = 300.0
 """Added to a queue's visibility timeout (its redelivery horizon) for the dedupe window."""
 SQS_DEFAULT_VISIBILITY_S = 30
+STREAM_RETENTION_S = 86400.0
+"""DynamoDB Streams keeps records 24 hours."""
 SQS_DEFAULT_RETENTION_S = 345600
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
-_SCHEDULE = re.compile(r"(rate|cron|at)\(.+\)")
 
 
 @dataclass
@@ -126,6 +126,12 @@ def _dynamodb(name: str, props: dict[str, Any], site: EventSite, where: str, fn:
         raise Invalid(
             f"{where}.Stream", f"expected a stream ARN (!GetAtt Table.StreamArn), got {stream!r}"
         )
+    start = props.get("StartingPosition")
+    if start not in ("TRIM_HORIZON", "LATEST"):
+        raise Invalid(
+            f"{where}.StartingPosition",
+            f"DynamoDB streams start at TRIM_HORIZON or LATEST, got {start!r}",
+        )
     age = props.get("MaximumRecordAgeInSeconds", -1)
     if 0 <= age < 60:
         raise Invalid(f"{where}.MaximumRecordAgeInSeconds", f"must be -1 or at least 60, got {age}")
@@ -152,7 +158,8 @@ def _dynamodb(name: str, props: dict[str, Any], site: EventSite, where: str, fn:
         item_id_path=("dynamodb", "SequenceNumber"),
         bisect_on_error=props.get("BisectBatchOnFunctionError", False),
         max_retry_attempts=props.get("MaximumRetryAttempts", -1),
-        max_record_age_s=None if age == -1 else float(age),
+        # -1 as in Lambda: until the record leaves the stream (24 hours).
+        max_record_age_s=STREAM_RETENTION_S if age == -1 else float(age),
     )
     return trigger, props, destination
 
@@ -196,16 +203,25 @@ def _http_api(name: str, props: dict[str, Any], site: EventSite, where: str, fn:
 
 def _scheduled(key: str) -> Builder:
     def build(name: str, props: dict[str, Any], site: EventSite, where: str, fn: str) -> Made:
-        if not _SCHEDULE.fullmatch(props[key]):
-            raise Invalid(
-                f"{where}.{key}", f"expected rate(...), cron(...) or at(...), got {props[key]!r}"
-            )
+        from ..schedule.spec import check_properties
+
+        problem = check_properties("Schedule" if key == "Schedule" else "ScheduleV2", props)
+        if problem is not None:
+            raise Invalid(f"{where}.{problem[0]}", problem[1])
+        # RetryPolicy governs delivering the event (the scheduler retries a failed publish);
+        # the function's errors are retried by its EventInvokeConfig, as Lambda's are.
         return None if _disabled(props) else (Trigger(name), props, None)
 
     return build
 
 
 def _rule(name: str, props: dict[str, Any], site: EventSite, where: str, fn: str) -> Made:
+    from ..eventbridge.routing import RuleError, check_rule  # lazy: it imports this package
+
+    try:  # Pattern and target input compile at load, as PutRule/PutTargets check them
+        check_rule(props)
+    except RuleError as exc:
+        raise Invalid(f"{where}.{exc.prop}", exc.message) from None
     return None if _disabled(props) else (Trigger(name), props, None)
 
 

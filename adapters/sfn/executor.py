@@ -1,0 +1,428 @@
+"""The durable workflow executor: advances executions from one Redis work stream.
+
+Everything that can move an execution — its start, a task's result (workers
+reply onto the work stream itself: ``reply_to`` names it), a due timer, a
+SendTaskSuccess, a StopExecution — is an entry on the stack's work stream,
+read through one consumer group by any number of executors. An executor groups
+a batch's entries by execution, applies them with the engine, commits the new
+document with its commands (store.commit), carries the commands out, and only
+then acknowledges the entries. An executor killed anywhere leaves its entries
+pending; another one reclaims them (XAUTOCLAIM) and redoes what was not
+committed. A result for a token already settled changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+from redis.asyncio import Redis
+
+from bus.envelope import Envelope, encode
+from bus.keys import GROUP, FunctionKeys
+from bus.publish import Publisher, Target
+from bus.redis_conn import connect, ensure_group, raw_reader
+from bus.spec import DIRECT
+
+from . import metrics
+from .engine import Engine
+from .store import DONE_TTL_S, RETENTION_S, ExecutionStore, dumps
+
+log = logging.getLogger(__name__)
+
+SOURCE = "lambdabus:states"
+NO_DEADLINE_S = 366 * 86400.0
+"""A Task without TimeoutSeconds waits as long as AWS lets an execution run (a year)."""
+
+ORPHAN_AFTER_S = 5.0
+"""Outbox commands older than this (or than the reclaim idle time) lost their executor."""
+ADOPT_POLLS, ADOPT_POLL_S = 40, 0.05
+"""How long to wait for another executor to empty its outbox before deferring the work."""
+
+MOVE_DUE_TIMERS = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 200)
+for _, member in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'ev', member)
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+
+
+def execution_of(token: str) -> str:
+    """Tokens are ``<execution id>.<sequence>``."""
+    return token.rsplit(".", 1)[0]
+
+
+def lambda_error(payload: Any, request_id: str) -> tuple[str, str]:
+    """A function's exception as Step Functions reports it: error = type, cause = JSON."""
+    if not isinstance(payload, dict):
+        return "Lambda.Unknown", dumps(payload)
+    error = str(payload.get("errorType") or "Lambda.Unknown")
+    cause = {"errorMessage": payload.get("errorMessage", ""), "errorType": error,
+             "requestId": request_id, "stackTrace": payload.get("stackTrace", [])}  # fmt: skip
+    return error, json.dumps(cause)
+
+
+class Executor:
+    """One executor process's share of a stack's workflow executions."""
+
+    def __init__(self, redis_url: str, stack: str, *, consumer: str | None = None,
+                 claim_idle_ms: int = 30_000, timer_poll_s: float = 0.05,
+                 functions: set[str] | None = None, batch: int = 500,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.stack = stack
+        self.redis: Redis = connect(redis_url, max_connections=16)
+        self.reader: Redis = raw_reader(redis_url)
+        self.store = ExecutionStore(self.redis, stack)
+        self.keys = self.store.keys
+        self.publisher = Publisher(self.redis, stack)
+        self.consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
+        self.claim_idle_ms = claim_idle_ms
+        self.timer_poll_s = timer_poll_s
+        self.functions = functions
+        self.batch = batch
+        self.clock = clock
+        self._engines: dict[str, Engine] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._move = self.redis.register_script(MOVE_DUE_TIMERS)
+        self._held: set[Any] = set()
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def start(self) -> None:
+        await ensure_group(self.redis, self.keys.work)
+        self._tasks = [
+            asyncio.create_task(self._read_loop(), name="sfn-read"),
+            asyncio.create_task(self._timer_loop(), name="sfn-timers"),
+            asyncio.create_task(self._reclaim_loop(), name="sfn-reclaim"),
+        ]
+
+    async def stop(self, grace_s: float = 10.0) -> bool:
+        """Stop reading, let the batch in flight finish within ``grace_s``, then cancel;
+        whatever was cut short stays pending and another executor reclaims it."""
+        self._stopping.set()
+        clean = True
+        if self._busy:
+            try:
+                await asyncio.wait_for(self._idle.wait(), grace_s)
+            except TimeoutError:
+                clean = False
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.reader.aclose()
+        await self.redis.aclose()
+        return clean
+
+    async def __aenter__(self) -> Executor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- loops -----------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                reply = await self.reader.xreadgroup(
+                    GROUP, self.consumer, {self.keys.work: ">"}, count=self.batch, block=1000
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reading the work stream failed (%s); retrying", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if self._stopping.is_set():
+                break  # read after the stop: left pending, another executor reclaims them
+            streams: Any = reply.items() if isinstance(reply, dict) else reply or []
+            for _, entries in streams:
+                try:
+                    await self.process(entries)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # left pending: reclaimed and tried again
+                    log.exception("advancing executions failed; the work will be retried")
+
+    async def _reclaim_loop(self) -> None:
+        """Take over entries a dead executor left pending (looped until the cursor is 0-0)."""
+        interval = max(0.05, self.claim_idle_ms / 2000)
+        while not self._stopping.is_set():
+            await asyncio.sleep(interval)
+            cursor: Any = "0-0"
+            try:
+                while True:
+                    reply = await self.reader.xautoclaim(
+                        self.keys.work, GROUP, self.consumer, self.claim_idle_ms,
+                        start_id=cursor, count=self.batch,
+                    )  # fmt: skip
+                    cursor, entries = reply[0], reply[1]
+                    if entries:
+                        metrics.RECLAIMED.inc(len(entries))
+                        await self.process(entries)
+                    if cursor in (b"0-0", "0-0"):
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reclaiming work failed (%s)", exc)
+
+    async def _timer_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                moved = await self._move(keys=[self.keys.timers, self.keys.work],
+                                         args=[self.clock()])  # fmt: skip
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("moving due timers failed (%s)", exc)
+                moved = 0
+            if not moved:
+                await asyncio.sleep(self.timer_poll_s)
+
+    # -- one batch -------------------------------------------------------------------------
+
+    async def process(self, entries: list[Any]) -> None:
+        """Advance the executions a batch of entries is about; ack what was carried out.
+
+        Entries already being processed here (a slow batch the reclaim loop sees as
+        idle) are skipped; an execution that could not be advanced now leaves its
+        entries pending, to be reclaimed and tried again.
+        """
+        self._busy += 1
+        self._idle.clear()
+        try:
+            await self._process(entries)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
+    async def _process(self, entries: list[Any]) -> None:
+        by_execution: dict[str, list[dict[str, Any]]] = {}
+        entry_ids: dict[str, list[Any]] = {}
+        orphans: list[Any] = []
+        for entry_id, fields in entries:
+            if entry_id in self._held:
+                continue
+            event = self._decode(fields) if fields else None
+            if event is None:  # deleted meanwhile, or malformed: nothing to do
+                orphans.append(entry_id)
+                continue
+            eid = event.pop("e")
+            by_execution.setdefault(eid, []).append(event)
+            entry_ids.setdefault(eid, []).append(entry_id)
+            self._held.add(entry_id)
+        try:
+            done = await asyncio.gather(*(self.advance(eid, evs)
+                                          for eid, evs in by_execution.items()))  # fmt: skip
+            ids = orphans + [i for eid, ok in zip(by_execution, done, strict=True) if ok
+                             for i in entry_ids[eid]]  # fmt: skip
+            if ids:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.xack(self.keys.work, GROUP, *ids)
+                pipe.xdel(self.keys.work, *ids)
+                await pipe.execute()
+        finally:
+            for ids_of in entry_ids.values():
+                self._held.difference_update(ids_of)
+
+    def _decode(self, fields: list[Any]) -> dict[str, Any] | None:
+        pairs = dict(zip(fields[::2], fields[1::2], strict=False))
+        try:
+            if b"ev" in pairs:
+                event: dict[str, Any] = json.loads(pairs[b"ev"])
+                return event
+            if b"r" in pairs:
+                rid, status, payload = msgpack.unpackb(pairs[b"r"], raw=False,
+                                                       strict_map_key=False)  # fmt: skip
+                if status == "success":
+                    return {"e": execution_of(rid), "type": "task_succeeded", "token": rid,
+                            "result": payload}  # fmt: skip
+                error, cause = lambda_error(payload, rid)
+                return {"e": execution_of(rid), "type": "task_failed", "token": rid,
+                        "error": error, "cause": cause}  # fmt: skip
+        except Exception:
+            pass
+        log.error("malformed work entry dropped")
+        return None
+
+    async def engine(self, meta: dict[str, Any]) -> Engine | None:
+        """The engine of the definition the execution started with (cached by its hash)."""
+        digest = meta["definition"]
+        key = f"{digest}:{meta['machine_arn']}"
+        engine = self._engines.get(key)
+        if engine is None:
+            text = await self.store.get_definition(digest)
+            if text is None:
+                return None
+            engine = Engine(json.loads(text), {"Id": meta["machine_arn"],
+                                               "Name": meta["machine_name"]})  # fmt: skip
+            if len(self._engines) > 256:
+                self._engines.clear()
+            self._engines[key] = engine
+        return engine
+
+    async def advance(self, eid: str, events: list[dict[str, Any]]) -> bool:
+        """Apply ``events`` to one execution, commit, then carry out what it asks for.
+
+        Returns False when the events must wait: the outbox holds commands another
+        executor committed moments ago and may be issuing right now; issuing them here
+        too would run a task twice. Older ones are orphans of a dead executor: issued.
+        """
+        lock = self._locks.setdefault(eid, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._advance(eid, events)
+        finally:
+            if not lock.locked() and self._locks.get(eid) is lock:
+                del self._locks[eid]
+
+    async def _advance(self, eid: str, events: list[dict[str, Any]]) -> bool:
+        if not await self._adopt_orphans(eid):
+            return False
+        doc = await self.store.load(eid)
+        if doc is None:
+            return True
+        engine = await self.engine(doc["meta"])
+        if engine is None:
+            log.error("execution %s: its definition is gone", eid)
+            return True
+        now = self.clock()
+        made: list[Any] = []
+
+        def update(d: dict[str, Any]) -> Any:
+            made[:] = [self._apply(engine, d, events, now)]
+            return made[0]
+
+        result = await self.store.commit(eid, update)
+        if result is None:
+            return True
+        new_doc, outbox = result
+        metrics.observe(new_doc["meta"], made[0][1])
+        await self._issue(eid, outbox)
+        return True
+
+    async def _adopt_orphans(self, eid: str) -> bool:
+        """Issue outbox commands a dead executor committed; False if a live one may still be.
+
+        A live executor empties what it committed within milliseconds, so a young
+        entry is waited for briefly; one older than ``orphan_after_s`` is an orphan.
+        """
+        orphan_after_s = min(ORPHAN_AFTER_S, self.claim_idle_ms / 1000)
+        for _ in range(ADOPT_POLLS):
+            leftover = await self.store.outbox(eid)
+            if not leftover:
+                return True
+            if all(cmd.get("at", 0) < time.time() - orphan_after_s for cmd in leftover.values()):
+                await self._issue(eid, leftover)
+                return True
+            await asyncio.sleep(ADOPT_POLL_S)
+        return False
+
+    def _apply(self, engine: Engine, doc: dict[str, Any], events: list[dict[str, Any]],
+               now: float) -> Any:  # fmt: skip
+        meta = doc["meta"]
+        state = doc["engine"]
+        commands: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        for event in events:
+            if event.get("type") == "start":
+                if state is not None:
+                    continue
+                tr = engine.start(
+                    meta["input"],
+                    execution={
+                        "Id": meta["arn"],
+                        "Name": meta["name"],
+                        "RoleArn": meta.get("role", ""),
+                        "StartTime": meta["start_date"],
+                    },
+                    now=now,
+                    token_prefix=f"{meta['eid']}.",
+                )
+            elif state is None:
+                continue
+            else:
+                tr = engine.step(state, event, now)
+            if tr.commands or tr.history:
+                state = tr.doc
+                commands += tr.commands
+                history += tr.history
+        if state is doc["engine"]:
+            return None
+        meta = {**meta, "status": state["status"]}
+        if state["status"] != "RUNNING":
+            meta["stop"] = now
+            for key in ("output", "error", "cause"):
+                if key in state:
+                    meta[key] = state[key]
+        return {"v": doc["v"], "meta": meta, "engine": state}, history, commands
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def _issue(self, eid: str, outbox: dict[str, dict[str, Any]]) -> None:
+        """Carry out committed commands and drop them from the outbox in one pipeline.
+
+        Redis runs a pipeline's commands in order, so the outbox entries go only after
+        the writes they stand for: an executor killed before the pipeline was sent
+        leaves them for the next one to issue (nothing lost, nothing doubled); only a
+        kill while the pipeline is being written can make a command run twice.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        for cmd in outbox.values():
+            kind = cmd["type"]
+            if kind == "timer":
+                member = dumps({"e": eid, "type": "timer", "token": cmd["token"]})
+                pipe.zadd(self.keys.timers, {member: cmd["due"]})
+            elif kind == "invoke":
+                await self._invoke(eid, cmd, pipe)
+            elif kind == "finished":
+                keys = self.keys.execution(eid)
+                pipe.xadd(keys["done"], {"s": cmd["status"]})
+                pipe.expire(keys["done"], DONE_TTL_S)
+                for key in ("doc", "history"):
+                    pipe.expire(keys[key], RETENTION_S)
+        if outbox:
+            pipe.hdel(self.keys.execution(eid)["outbox"], *outbox)
+            await pipe.execute()
+
+    async def _invoke(self, eid: str, cmd: dict[str, Any], pipe: Any) -> None:
+        function, token = cmd.get("function"), cmd["token"]
+        refusal = None
+        if function is None:
+            refusal = ("States.Runtime", f"lambdabus runs only Lambda tasks; {cmd['resource']!r} "
+                       "is not supported")  # fmt: skip
+        elif self.functions is not None and function not in self.functions:
+            refusal = (
+                "Lambda.ResourceNotFoundException",
+                f"Function not found: {function} (not a function of stack {self.stack})",
+            )
+        if refusal is not None:  # a duplicate of this event is ignored: its token is settled
+            pipe.xadd(self.keys.work, {"ev": dumps({"e": eid, "type": "task_failed",
+                      "token": token, "error": refusal[0], "cause": refusal[1]})})  # fmt: skip
+            return
+        now = time.time()
+        assert function is not None
+        if cmd.get("callback"):  # published through the dedupe script: re-issuing is harmless
+            env = Envelope(id=token, source=SOURCE, type="Invoke", trigger=DIRECT.name,
+                           record=cmd["payload"], time=now, first_seen=now)  # fmt: skip
+            await self.publisher.publish([env], [Target(function, DIRECT)])
+            return
+        env = Envelope(
+            id=token, source=SOURCE, type="Invoke", trigger=DIRECT.name, record=cmd["payload"],
+            time=now, first_seen=now, deadline=now + (cmd.get("timeout_s") or NO_DEADLINE_S),
+            reply_to=self.keys.work,
+        )  # fmt: skip
+        pipe.xadd(FunctionKeys(self.stack, function).sync, {"d": encode(env)})

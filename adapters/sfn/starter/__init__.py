@@ -1,0 +1,1 @@
+"""The starter function's code folder (its CodeUri); see ``adapters/sfn/starters.py``."""
