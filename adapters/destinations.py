@@ -16,24 +16,19 @@ forwarder sends it there:
   (``requestContext``, ``requestPayload``, ``responsePayload``…) as the body.
   With both configured, both get the event, as on Lambda.
 
-The forwarder tails the stream with XREAD from the last forwarded id, which it
-stores in Redis after each send: at-least-once (a crash between the send and
-the store sends that letter again); FIFO queues and topics get a
-MessageDeduplicationId derived from the letter, so there a resend is dropped
-within SQS's five-minute deduplication interval. One forwarder per function is
-active at a time (a lease), so replicas don't multiply the sends. A letter
-that fails :data:`MAX_SEND_ATTEMPTS` times is skipped with an error; it stays in
-the bus's dead-letter stream.
+Tailing, the cursor, the lease and backoff are :mod:`adapters.letter_tail`'s
+(at-least-once); FIFO queues and topics get a MessageDeduplicationId derived
+from the letter, so there a resend is dropped within SQS's five-minute
+deduplication interval. A letter that fails :data:`MAX_SEND_ATTEMPTS` times is
+skipped with an error; it stays in the bus's dead-letter stream.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import logging
-import os
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -43,7 +38,6 @@ from typing import Any, Literal
 from aiobotocore.session import get_session
 from redis.asyncio import Redis
 
-from bus import metrics
 from bus.envelope import Envelope, UndecodableEntry, decode
 from bus.events import destination_record
 from bus.handler import ErrorInfo
@@ -51,7 +45,7 @@ from bus.keys import FunctionKeys
 from bus.runtime_env import function_arn
 from bus.spec import DIRECT
 
-from .base import ErrorBackoff
+from .letter_tail import LEASE_S, Entry, LetterTail
 from .sqs_records import api_message_attributes, arn_parts
 from .template.loaded import LoadedTemplate
 
@@ -67,22 +61,7 @@ ASYNC_EVENT_TYPES = frozenset(
 )
 """Event types Lambda invokes asynchronously: the ones a ``DeadLetterQueue`` covers."""
 MAX_SEND_ATTEMPTS = 5
-LEASE_S = 30.0
 REDRIVE_TTL_S = 60.0
-READ_COUNT = 100
-
-_ACQUIRE_OR_RENEW = """
-local cur = redis.call('GET', KEYS[1])
-if cur == false or cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -103,14 +82,6 @@ class Redrive:
 Route = Destination | Redrive
 FAILURE_CONDITIONS = frozenset({"RetriesExhausted", "EventAgeExceeded"})
 """Dead-letter reasons Lambda reports to an OnFailure destination (not, say, undecodable)."""
-
-
-def cursor_key(stack: str, function: str) -> str:
-    return FunctionKeys(stack, function).dlq_forwarded
-
-
-def lease_key(stack: str, function: str) -> str:
-    return FunctionKeys(stack, function).dlq_forwarder_lease
 
 
 @dataclass(frozen=True)
@@ -198,102 +169,38 @@ def forwarders_for(redis: Redis, loaded: LoadedTemplate) -> list[DeadLetterForwa
     ]
 
 
-class DeadLetterForwarder:
-    """Tails one function's dead-letter stream and sends each letter to its route."""
+class DeadLetterForwarder(LetterTail):
+    """Tails one function's dead-letter stream and sends each letter to its routes."""
 
-    def __init__(self, redis: Redis, stack: str, function: str, routes: dict[str, list[Route]], *,
-                 poll_s: float = 1.0, lease_s: float = LEASE_S) -> None:  # fmt: skip
-        self.redis = redis
+    def __init__(self, redis: Redis, stack: str, function: str, routes: dict[str, list[Route]],
+                 *, poll_s: float = 1.0, lease_s: float = LEASE_S) -> None:  # fmt: skip
+        keys = FunctionKeys(stack, function)
+        super().__init__(
+            redis, stream=keys.dead_letters, cursor=keys.dlq_forwarded,
+            lease=keys.dlq_forwarder_lease, label=f"dlq:{function}", poll_s=poll_s,
+            lease_s=lease_s,
+        )  # fmt: skip
         self.stack = stack
         self.function = function
         self.routes = routes
-        self.poll_s = poll_s
-        """Pause between reads that found nothing: dead letters are rare, and a blocking
-        XREAD per function would hold a pooled connection the adapters publish with."""
-        self.lease_s = lease_s
-        self.keys = FunctionKeys(stack, function)
-        self.cursor = cursor_key(stack, function)
-        self.lease = lease_key(stack, function)
-        self.owner = f"{os.uname().nodename}-{os.getpid()}-{os.urandom(3).hex()}"
         self.forwarded = 0
-        self.stopping = False
-        self._stop = asyncio.Event()
-        self._acquire = redis.register_script(_ACQUIRE_OR_RENEW)
-        self._release = redis.register_script(_RELEASE)
         self._failures: dict[bytes, int] = {}
         self._redrive: dict[str, tuple[float, Destination | None]] = {}
         self._urls: dict[str, str] = {}
-        self._exit = AsyncExitStack()
-        self._task: asyncio.Task[None] | None = None
-        self._errors = metrics.ADAPTER_ERRORS.labels(f"dlq:{function}")
         self.sqs: Any = None
         self.sns: Any = None
 
-    @property
-    def ready(self) -> bool:
-        return self._task is not None and not self.stopping
-
-    async def start(self) -> None:
+    async def open(self, exit_stack: AsyncExitStack) -> None:
         session = get_session()
-        self.sqs = await self._exit.enter_async_context(session.create_client("sqs"))
-        self.sns = await self._exit.enter_async_context(session.create_client("sns"))
-        self._task = asyncio.create_task(self._run(), name=f"dlq-forwarder:{self.function}")
+        self.sqs = await exit_stack.enter_async_context(session.create_client("sqs"))
+        self.sns = await exit_stack.enter_async_context(session.create_client("sns"))
 
-    async def stop(self, grace_s: float = 30.0) -> bool:
-        self.stopping = True
-        self._stop.set()
-        finished = True
-        if self._task is not None:
-            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
-            finished = bool(done)
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        try:
-            await self._release(keys=[self.lease], args=[self.owner])
-        except Exception:  # the lease lapses by itself
-            log.warning("could not release the forwarder lease of %s", self.function)
-        await self._exit.aclose()
-        return finished
-
-    async def _run(self) -> None:
-        backoff = ErrorBackoff()
-        while not self.stopping:
-            try:
-                held = await self._acquire(
-                    keys=[self.lease], args=[self.owner, int(self.lease_s * 1000)]
-                )
-                if not held:
-                    await self._pause(min(self.lease_s / 3, 5.0))
-                    continue
-                if not await self.forward_once():
-                    await self._pause(self.poll_s)
-                backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self._errors.inc()
-                log.exception("forwarding dead letters of %s failed; retrying", self.function)
-                await self._pause(backoff.next_delay_s())
-
-    async def _pause(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
-
-    async def forward_once(self) -> int:
-        """One XREAD past the cursor; returns how many letters it handled."""
-        start: Any = await self.redis.get(self.cursor) or b"0-0"
-        reply: Any = await self.redis.xread({self.keys.dead_letters: start}, count=READ_COUNT)
-        handled = 0
-        for _, entries in reply.items() if isinstance(reply, dict) else reply or []:
-            for entry_id, fields in entries:
-                if self.stopping:
-                    return handled
-                self.forwarded += await self._forward_one(entry_id, fields)
-                await self.redis.set(self.cursor, entry_id)
-                handled += 1
-        return handled
+    async def handle(self, entries: list[Entry]) -> None:
+        for entry_id, fields in entries:
+            if self.stopping:
+                return
+            self.forwarded += await self._forward_one(entry_id, fields)
+            await self.advance(entry_id)
 
     async def _forward_one(self, entry_id: bytes, fields: dict[bytes, bytes]) -> int:
         """Send one letter to each of its trigger's routes; returns how many sends it took.

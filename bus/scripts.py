@@ -161,6 +161,17 @@ end
 return 0
 """
 
+HOLD_LOCK = """
+-- KEYS: lock.  ARGV: owner, ttl ms.  1 if ours (taken, renewed, or taken back: a lock
+-- that lapsed while its owner was slow and that no one else took is simply its again).
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
 RELEASE_LOCK = """
 -- KEYS: lock.  ARGV: owner.
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

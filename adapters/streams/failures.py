@@ -15,10 +15,8 @@ send.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -27,28 +25,17 @@ from typing import Any
 from aiobotocore.session import get_session
 from redis.asyncio import Redis
 
-from bus import metrics as bus_metrics
 from bus.envelope import Envelope, UndecodableEntry, decode
 from bus.keys import FunctionKeys, StreamSourceKeys
 from bus.runtime_env import DEFAULT_ACCOUNT
 
-from ..base import ErrorBackoff
+from ..letter_tail import LEASE_S, Entry, LetterTail
 from ..sqs_records import arn_parts
 from . import metrics
 from .adapter import StreamMapping
 
 log = logging.getLogger(__name__)
 
-READ_COUNT = 100
-LEASE_S = 30.0
-_ACQUIRE_OR_RENEW = """
-local cur = redis.call('GET', KEYS[1])
-if cur == false or cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
 
 Letter = tuple[bytes, Envelope, dict[bytes, bytes]]
 
@@ -112,96 +99,45 @@ def failure_record(batch: list[Letter], mapping: StreamMapping, stream_arn: str,
     }
 
 
-class StreamFailureForwarder:
+class StreamFailureForwarder(LetterTail):
     """Sends OnFailure records of one stream mapping; see the module docstring."""
 
     def __init__(self, redis: Redis, stack: str, mapping: StreamMapping, *,
                  poll_s: float = 1.0, lease_s: float = LEASE_S) -> None:  # fmt: skip
         assert mapping.on_failure is not None
-        self.redis = redis
+        keys = StreamSourceKeys(stack, mapping.name)
+        super().__init__(
+            redis, stream=FunctionKeys(stack, mapping.function).dead_letters,
+            cursor=keys.failures_cursor, lease=keys.failures_lease,
+            label=f"onfailure:{mapping.name}", poll_s=poll_s, lease_s=lease_s,
+        )  # fmt: skip
         self.mapping = mapping
         self.destination = mapping.on_failure
-        self.poll_s = poll_s
-        self.lease_s = lease_s
-        self.dead_letters = FunctionKeys(stack, mapping.function).dead_letters
-        self.keys = StreamSourceKeys(stack, mapping.name)
-        self.owner = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.label = f"onfailure:{mapping.name}"
         self.sent = 0
-        self.stopping = False
-        self._stop = asyncio.Event()
-        self._acquire = redis.register_script(_ACQUIRE_OR_RENEW)
-        self._exit = AsyncExitStack()
-        self._task: asyncio.Task[None] | None = None
         self._queue_url: str | None = None
         self.client: Any = None
 
-    @property
-    def ready(self) -> bool:
-        return self._task is not None and not self.stopping
-
-    async def start(self) -> None:
+    async def open(self, exit_stack: AsyncExitStack) -> None:
         service = "sns" if ":sns:" in self.destination else "sqs"
-        self.client = await self._exit.enter_async_context(get_session().create_client(service))
-        self._task = asyncio.create_task(self._run(), name=self.label)
+        self.client = await exit_stack.enter_async_context(get_session().create_client(service))
 
-    async def stop(self, grace_s: float = 30.0) -> bool:
-        self.stopping = True
-        self._stop.set()
-        finished = True
-        if self._task is not None:
-            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
-            finished = bool(done)
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._exit.aclose()
-        return finished
-
-    async def _run(self) -> None:
-        backoff = ErrorBackoff()
-        while not self.stopping:
-            try:
-                held = await self._acquire(keys=[self.keys.failures_lease],
-                                           args=[self.owner, int(self.lease_s * 1000)])  # fmt: skip
-                if not held or not await self.forward_once():
-                    await self._pause(self.poll_s if held else min(self.lease_s / 3, 5.0))
-                backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                bus_metrics.ADAPTER_ERRORS.labels(self.label).inc()
-                log.exception("%s: sending OnFailure records failed; retrying", self.label)
-                await self._pause(backoff.next_delay_s())
-
-    async def _pause(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
-
-    async def forward_once(self) -> int:
-        """One XREAD past the cursor; returns how many letters it went past."""
-        start: Any = await self.redis.get(self.keys.failures_cursor) or b"0-0"
-        reply: Any = await self.redis.xread({self.dead_letters: start}, count=READ_COUNT)
+    async def handle(self, entries: list[Entry]) -> None:
+        """One message per given-up batch; the cursor moves past each batch once sent."""
         letters: list[Letter] = []
-        ids: list[bytes] = []
-        for _, entries in reply.items() if isinstance(reply, dict) else reply or []:
-            for entry_id, fields in entries:
-                ids.append(entry_id)
-                try:
-                    letters.append((entry_id, decode(fields.get(b"d", b"")), fields))
-                except UndecodableEntry:
-                    continue
+        for entry_id, fields in entries:
+            try:
+                letters.append((entry_id, decode(fields.get(b"d", b"")), fields))
+            except UndecodableEntry:
+                continue
         for batch in batches(letters, self.mapping.trigger.name):
             if self.stopping:
-                return 0
+                return
             if batch:
                 await self._send(failure_record(batch, self.mapping,
                                                 self._stream_arn(batch), time.time()))  # fmt: skip
-                await self.redis.set(self.keys.failures_cursor, batch[-1][0])
-        if ids and not self.stopping:
-            await self.redis.set(self.keys.failures_cursor, ids[-1])
-        return len(ids)
+                await self.advance(batch[-1][0])
+        if not self.stopping:
+            await self.advance(entries[-1][0])
 
     def _stream_arn(self, batch: list[Letter]) -> str:
         record = batch[0][1].record

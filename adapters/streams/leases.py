@@ -23,7 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bus.keys import StreamSourceKeys
-from bus.scripts import RELEASE_LOCK
+from bus.scripts import HOLD_LOCK, RELEASE_LOCK
 
 from .shards import SHARD_END
 
@@ -59,17 +59,6 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 4)
 return redis.call('ZCARD', KEYS[1])
 """
 
-RENEW = """
--- KEYS: lease.  ARGV: owner, ttl ms.  1 if ours (again): a lease that lapsed while its
--- owner was slow and that no one else took is simply taken back.
-local cur = redis.call('GET', KEYS[1])
-if cur == false or cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
 INITIAL = """
 -- KEYS: initial set.  ARGV: shard ids.  The first caller's shards win; returns the set.
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -96,7 +85,7 @@ class ShardLeases:
         self._checkpoint = redis.register_script(CHECKPOINT)
         self._heartbeat = redis.register_script(HEARTBEAT)
         self._initial = redis.register_script(INITIAL)
-        self._renew = redis.register_script(RENEW)
+        self._renew = redis.register_script(HOLD_LOCK)
         self._release = redis.register_script(RELEASE_LOCK)
 
     async def acquire(self, shard_id: str) -> bool:

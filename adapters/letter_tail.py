@@ -1,0 +1,132 @@
+"""Tailing a function's dead-letter stream: what every forwarder of dead letters shares.
+
+The bus keeps each function's dead letters in one stream (listable, redrivable).
+Where AWS would also send them somewhere — a queue's ``deadLetterTargetArn``, a
+``DeadLetterQueue``, an ``OnFailure`` destination — a forwarder reads that
+stream past a cursor of its own and sends. What they share lives here: one
+forwarder per cursor is active at a time (a Redis lease, so replicas don't
+multiply the sends); the cursor is stored after each send (at-least-once: a
+crash between the two sends again, which FIFO deduplication ids make harmless);
+errors are counted and backed off; stop lets the round in flight finish.
+Subclasses say what to send (:meth:`LetterTail.handle`) and open their clients
+(:meth:`LetterTail.open`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from contextlib import AsyncExitStack
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bus import metrics
+from bus.scripts import HOLD_LOCK, RELEASE_LOCK
+
+from .base import ErrorBackoff
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+READ_COUNT = 100
+LEASE_S = 30.0
+
+
+class LetterTail:
+    """Reads ``stream`` past ``cursor`` while holding ``lease``; see the module docstring."""
+
+    def __init__(self, redis: Redis, *, stream: str, cursor: str, lease: str, label: str,
+                 poll_s: float = 1.0, lease_s: float = LEASE_S) -> None:  # fmt: skip
+        self.redis = redis
+        self.stream = stream
+        self.cursor = cursor
+        self.lease = lease
+        self.label = label
+        self.poll_s = poll_s
+        """Pause between reads that found nothing: dead letters are rare, and a blocking
+        XREAD per function would hold a pooled connection the adapters publish with."""
+        self.lease_s = lease_s
+        self.owner = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.stopping = False
+        self._stop = asyncio.Event()
+        self._acquire = redis.register_script(HOLD_LOCK)
+        self._release = redis.register_script(RELEASE_LOCK)
+        self._errors = metrics.ADAPTER_ERRORS.labels(label)
+        self._exit = AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self, exit_stack: AsyncExitStack) -> None:
+        """Open the clients the sends need (entered on ``exit_stack``, closed on stop)."""
+
+    async def handle(self, entries: list[Entry]) -> None:
+        """Send what ``entries`` call for, calling :meth:`advance` as each is done."""
+        raise NotImplementedError
+
+    @property
+    def ready(self) -> bool:
+        return self._task is not None and not self.stopping
+
+    async def start(self) -> None:
+        await self.open(self._exit)
+        self._task = asyncio.create_task(self._run(), name=self.label)
+
+    async def stop(self, grace_s: float = 30.0) -> bool:
+        self.stopping = True
+        self._stop.set()
+        finished = True
+        if self._task is not None:
+            done, _ = await asyncio.wait({self._task}, timeout=grace_s)
+            finished = bool(done)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await self._release(keys=[self.lease], args=[self.owner])
+        except Exception:  # the lease lapses by itself
+            log.warning("%s: could not release the forwarder lease", self.label)
+        await self._exit.aclose()
+        return finished
+
+    async def advance(self, entry_id: bytes) -> None:
+        """Everything up to ``entry_id`` is done: a restart resumes after it."""
+        await self.redis.set(self.cursor, entry_id)
+
+    async def forward_once(self) -> int:
+        """One XREAD past the cursor, handled; returns how many entries it read."""
+        start: Any = await self.redis.get(self.cursor) or b"0-0"
+        reply: Any = await self.redis.xread({self.stream: start}, count=READ_COUNT)
+        entries: list[Entry] = [
+            (entry_id, fields)
+            for _, batch in (reply.items() if isinstance(reply, dict) else reply or [])
+            for entry_id, fields in batch
+        ]
+        if entries:
+            await self.handle(entries)
+        return len(entries)
+
+    async def _run(self) -> None:
+        backoff = ErrorBackoff()
+        while not self.stopping:
+            try:
+                held = await self._acquire(
+                    keys=[self.lease], args=[self.owner, int(self.lease_s * 1000)]
+                )
+                if not held:
+                    await self._pause(min(self.lease_s / 3, 5.0))
+                elif not await self.forward_once():
+                    await self._pause(self.poll_s)
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._errors.inc()
+                log.exception("%s: forwarding dead letters failed; retrying", self.label)
+                await self._pause(backoff.next_delay_s())
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
