@@ -1,8 +1,9 @@
-"""``make demo``: ``lambdabus dev template.yaml``, driven through the Lambda API.
+"""``make demo``: ``lambdabus dev template.yaml``, driven through every event source.
 
-It starts the stack, invokes functions synchronously and asynchronously through
-the edge endpoint with aiobotocore (as any AWS SDK would), waits for what the
-handlers report, prints a table, and stops the stack with SIGTERM.
+It starts the stack, runs every step of :mod:`functions.demo_steps` side by side
+(each drives one source through AWS's own APIs, as any SDK user would, and waits
+for what the handlers report), prints a table per step, and stops the stack with
+SIGTERM.
 
     python -m functions.demo
 """
