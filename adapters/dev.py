@@ -333,7 +333,7 @@ class DevStack:
             f"stack {self.stack.name!r} from {self.loaded.path}",
             f"  redis        {self.redis_url}" + ("  (private)" if self._redis else ""),
             f"  aws          {self.aws_endpoint}" + ("  (embedded moto)" if self._moto else ""),
-            f"  edge         {self.edge.url}  (Lambda Invoke, Step Functions APIs)",
+            f"  edge         {self.edge.url}  (Lambda, EventBridge, Step Functions APIs)",
         ]
         if self.gateway is not None:
             lines.append(f"  api          {self.gateway.url}  (API Gateway routes)")
