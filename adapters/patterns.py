@@ -279,8 +279,9 @@ def _ignore_case(arg: Any, path: str) -> _Pred:
     return lambda v: isinstance(v, str) and v.lower() == folded
 
 
-def _wildcard_regex(arg: Any, path: str) -> re.Pattern[str]:
-    """``*`` matches any run of characters (even none); ``\\*`` and ``\\\\`` are literal."""
+def _wildcard_parts(arg: Any, path: str) -> tuple[str, ...]:
+    """The literal pieces between ``*``s (``\\*`` and ``\\\\`` are literal): ``a*b`` is
+    ``("a", "b")``, ``*a`` is ``("", "a")``."""
     text, parts = _string(arg, path, "wildcard"), [""]
     for m in re.finditer(r"\\(.?)|(\*)|[^\\*]+", text, re.DOTALL):
         if m[2] and text[m.end() : m.end() + 1] == "*":
@@ -291,12 +292,33 @@ def _wildcard_regex(arg: Any, path: str) -> re.Pattern[str]:
             raise _err(path, f"wildcard: backslash escapes only * and \\ (position {m.start()})")
         else:
             parts[-1] += m[1] if m[0].startswith("\\") else m[0]
-    return re.compile(".*".join(map(re.escape, parts)), re.DOTALL)
+    return tuple(parts)
+
+
+def glob_match(parts: tuple[str, ...], value: str) -> bool:
+    """Whether ``value`` is the pieces with anything between them, in linear time.
+
+    No regex: ``a.*b.*c`` backtracks polynomially, and a client chooses ``value``
+    (PutEvents details, SQS bodies), so one small event could stall the process.
+    Taking each middle piece at its earliest place is right for ``*``-only globs.
+    """
+    if len(parts) == 1:
+        return value == parts[0]
+    first, *middle, last = parts
+    if len(value) < len(first) + len(last) or not value.startswith(first):
+        return False
+    at, end = len(first), len(value) - len(last)
+    for piece in middle:
+        at = value.find(piece, at, end)
+        if at < 0:
+            return False
+        at += len(piece)
+    return value.endswith(last)
 
 
 def _wildcard(arg: Any, path: str) -> _Pred:
-    regex = _wildcard_regex(arg, path)
-    return lambda v: isinstance(v, str) and regex.fullmatch(v) is not None
+    parts = _wildcard_parts(arg, path)
+    return lambda v: isinstance(v, str) and glob_match(parts, v)
 
 
 def _cidr(arg: Any, path: str) -> _Pred:
@@ -375,8 +397,8 @@ def _anything_but_op(arg: Mapping[str, Any], path: str) -> _Pred:
     if op == "equals-ignore-case":
         folded = {t.lower() for t in texts}
         return lambda v: not (isinstance(v, str) and v.lower() in folded)
-    regexes = [_wildcard_regex(t, path) for t in texts]
-    return lambda v: not (isinstance(v, str) and any(r.fullmatch(v) for r in regexes))
+    globs = [_wildcard_parts(t, path) for t in texts]
+    return lambda v: not (isinstance(v, str) and any(glob_match(g, v) for g in globs))
 
 
 _BUILDERS: dict[str, Callable[[Any, str], _Pred]] = {

@@ -1030,3 +1030,41 @@ def test_compiled_pattern_is_reusable() -> None:
     assert pattern.field_shapes("source") == frozenset()
     either = compile_pattern({"$or": [{"body": ["x"]}, {"body": {"a": ["y"]}}]})
     assert either.field_shapes("body") == {"leaf", "object"}
+
+
+@pytest.mark.timeout(60)
+def test_wildcard_matching_of_hostile_values_finishes() -> None:
+    """A client picks the value (a PutEvents detail, an SQS body): a backtracking regex
+    took seconds for 4 KB and hours for 40 KB of these; a linear matcher takes
+    milliseconds for 200 KB (a regression hangs until the timeout)."""
+    pattern = compile_pattern({"key": [{"wildcard": "uploads/*/*/*.png"}]})
+    slow = compile_pattern({"key": [{"wildcard": "*a*a*a*b"}]})
+    assert not pattern.matches({"key": "uploads/" + "/" * 200_000})
+    assert pattern.matches({"key": "uploads/" + "/" * 200_000 + ".png"})
+    assert not slow.matches({"key": "a" * 200_000})
+    assert slow.matches({"key": "a" * 200_000 + "b"})
+
+
+@pytest.mark.parametrize(
+    ("glob", "value", "matched"),
+    [
+        ("a*b*c", "abc", True),
+        ("a*b*c", "aXbYc", True),
+        ("a*b*c", "abcbc", True),
+        ("a*b*c", "ab", False),
+        ("a*a", "a", False),
+        ("*", "", True),
+        ("a*", "a", True),
+        ("*a", "ba", True),
+        ("*a*", "bab", True),
+        ("ab*ba", "aba", False),
+        ("x\\*y", "x*y", True),
+        ("x\\*y", "xzy", False),
+        ("", "", True),
+        ("", "a", False),
+    ],
+)
+def test_wildcard_globs(glob: str, value: str, matched: bool) -> None:
+    assert compile_pattern({"k": [{"wildcard": glob}]}).matches({"k": value}) is matched
+    anything_but = compile_pattern({"k": [{"anything-but": {"wildcard": glob}}]})
+    assert anything_but.matches({"k": value}) is not matched
