@@ -120,3 +120,20 @@ async def test_published_messages_reach_the_subscribed_functions_through_carrier
     assert sorted(c.records[0]["Sns"]["Message"] for c in pager.calls) == [
         "disk full", "site down"]  # fmt: skip
     assert oncall.calls[0].records[0]["Sns"]["Message"] == "site down"
+
+
+def test_two_subscriptions_with_one_generated_name_are_a_one_line_error(tmp_path: Path) -> None:
+    """``AlertsSubscription1`` is both the topic's second inline entry and a resource's
+    logical id: neither may silently replace the other."""
+    path = template(tmp_path, "subs")
+    doc = json.loads(path.read_text())
+    doc["Resources"]["AlertsSubscription1"] = {
+        "Type": "AWS::SNS::Subscription",
+        "Properties": {"TopicArn": {"Ref": "Alerts"}, "Protocol": "lambda",
+                       "Endpoint": {"Fn::GetAtt": ["Pager", "Arn"]}},
+    }  # fmt: skip
+    path.write_text(json.dumps(doc))
+    with pytest.raises(TemplateError) as err:
+        load_template(path, {}, "subs")
+    assert "\n" not in str(err.value)
+    assert "two lambda subscriptions of Pager are both named AlertsSubscription1" in str(err.value)

@@ -73,5 +73,13 @@ def subscribed_events(
                 " rename the event",
                 fn,
             )
-        added.setdefault(fn, {})[name] = {"Type": "SNS", "Properties": props}
+        mine = added.setdefault(fn, {})
+        if name in mine:
+            raise Invalid(
+                "Endpoint",
+                f"two lambda subscriptions of {fn} are both named {name} (a topic's"
+                f" Subscription entry and an AWS::SNS::Subscription); rename the resource",
+                name,
+            )
+        mine[name] = {"Type": "SNS", "Properties": props}
     return added
