@@ -33,6 +33,7 @@ Mounting (``lambdabus dev``), before ``edge.start()``::
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -50,6 +51,7 @@ from bus.spec import Stack
 
 from .edge import EdgeServer
 from .edge.errors import ApiError, aws_error
+from .edge.server import BODY_TIMEOUT_S
 from .patterns import sns_filter_matches
 from .s3_records import iso_time
 from .sns_records import sns_record, subscription_arn_of
@@ -182,6 +184,8 @@ class SnsHttpEndpoint:
         self.publisher = publisher
         self.filter_matches = filter_matches
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = BODY_TIMEOUT_S
+        """The edge's when mounted (see ``EdgeServer.body_timeout_s``)."""
         self._client = SnsHttpClient()
         self.verifier = SnsVerifier(
             fetch_certificate or self._client.fetch_certificate,
@@ -205,6 +209,8 @@ class SnsHttpEndpoint:
         """Add the routes to the edge app, exempt them from SigV4, close the client with it."""
         self.register(server.app.router)
         server.public_paths.update(self.paths)
+        server.streamed_paths.update(self.paths)  # read here, bounded by our own limit
+        self.body_timeout_s = server.body_timeout_s
         server.app.on_cleanup.append(self._cleanup)
 
     async def _cleanup(self, app: web.Application) -> None:
@@ -217,7 +223,7 @@ class SnsHttpEndpoint:
         if route is None:
             return aws_error(404, "NotFound", "No SNS event is served at this path")
         try:
-            message = _parse(await _read_body(request, self.max_body_bytes))
+            message = _parse(await _read_body(request, self.max_body_bytes, self.body_timeout_s))
             kind = _message_type(message, request.headers)
             if message.get("TopicArn") != route.topic_arn:
                 raise ApiError(403, "TopicNotSubscribed", "This path serves another topic")
@@ -276,18 +282,24 @@ def _refuse(request: web.Request, status: int, code: str, message: str) -> web.R
     return aws_error(status, code, message)
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """The body, or 413 as soon as it is known to exceed ``limit`` (declared or streamed)."""
+async def _read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
+    """The body, or 413 as soon as it is known to exceed ``limit`` (declared or streamed),
+    or 408 if it hasn't all arrived ``timeout_s`` after we started reading."""
     too_large = ApiError(413, "RequestEntityTooLarge", f"Body larger than {limit} bytes")
     if (request.content_length or 0) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while chunk := await request.content.read(READ_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        message = f"Request body incomplete after {timeout_s:g} s"
+        raise ApiError(408, "RequestTimeoutException", message) from None
     return b"".join(chunks)
 
 

@@ -14,6 +14,7 @@ query strings, which would hold presigned signatures.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -25,6 +26,7 @@ from aiohttp.web_response import StreamResponse
 from bus.spec import Stack
 from bus.sync import Invoker
 
+from ..settings import seconds_from_env
 from .errors import ApiError, aws_error, request_id
 from .json_api import JsonTargets
 from .lambda_api import SYNC_LIMIT, LambdaApi
@@ -34,6 +36,14 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = SYNC_LIMIT + 1024 * 1024
 """Largest body the server buffers: the 6 MB limit plus room to answer with Lambda's 413."""
+
+BODY_TIMEOUT_S = 30.0
+"""How long a request's whole body may take to arrive (``LAMBDABUS_EDGE_BODY_TIMEOUT_S``):
+a client that sends headers and then trickles or stalls the body is answered 408 and
+closed, instead of holding a connection and a handler for good."""
+IDLE_TIMEOUT_S = 60.0
+"""How long a connection may sit without a complete request head (aiohttp's default for
+keep-alive is an hour)."""
 
 LINGER_S = 2.0
 """How long to keep reading a refused request's unsent body so a client that is still
@@ -73,6 +83,9 @@ async def _aws_errors(request: web.Request, handler: Handler) -> StreamResponse:
         )
     except web.HTTPException:
         raise
+    except ConnectionResetError:  # the client hung up mid-request: its business, not a fault
+        log.info("%s %s: client %s went away", request.method, request.path, request.remote)
+        response = aws_error(400, "RequestAbortedException", "The client closed the connection.")
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         response = aws_error(500, "ServiceException", "Internal error; see the edge's log.")
@@ -84,6 +97,25 @@ async def _aws_errors(request: web.Request, handler: Handler) -> StreamResponse:
             # connection, and reusing it would misread the leftover body.
             response.force_close()
     return response
+
+
+def _body_deadline(timeout_s: float, streamed: set[str]) -> Middleware:
+    @web.middleware
+    async def body_deadline(request: web.Request, handler: Handler) -> StreamResponse:
+        """Read (and cache) the whole body under one deadline before anything else does:
+        SigV4 hashes it before any handler runs. Paths in ``streamed`` read their own."""
+        if request.body_exists and request.path not in streamed:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await request.read()
+            except TimeoutError:
+                message = f"Request body incomplete after {timeout_s:g} s"
+                log.info("refused %s %s from %s: %s", request.method, request.path,
+                         request.remote, message)  # fmt: skip
+                raise ApiError(408, "RequestTimeoutException", message) from None
+        return await handler(request)
+
+    return body_deadline
 
 
 def _authenticate(verifier: SigV4Verifier, public_paths: set[str]) -> Middleware:
@@ -122,6 +154,8 @@ class EdgeServer:
         region: str = "us-east-1",
         reply_margin_s: float = 30.0,
         shutdown_timeout_s: float = 10.0,
+        body_timeout_s: float | None = None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         """``credentials`` maps access key ids to secrets; ``None`` accepts any request
         (signed or not), an empty mapping refuses all. ``reply_margin_s`` is how long
@@ -134,8 +168,17 @@ class EdgeServer:
         self.shutdown_timeout_s = shutdown_timeout_s
         self.public_paths: set[str] = {"/healthz"}
         """Paths served without a signature (probes; later, SNS's HTTP deliveries)."""
+        self.streamed_paths: set[str] = set()
+        """Paths whose handler reads the body itself, within ``body_timeout_s``."""
+        self.body_timeout_s = body_timeout_s or seconds_from_env(
+            "LAMBDABUS_EDGE_BODY_TIMEOUT_S", BODY_TIMEOUT_S
+        )
+        self.idle_timeout_s = idle_timeout_s
         self.lambda_api = LambdaApi(stack, region, reply_margin_s=reply_margin_s)
-        middlewares: list[Middleware] = [_aws_errors]
+        middlewares: list[Middleware] = [
+            _aws_errors,
+            _body_deadline(self.body_timeout_s, self.streamed_paths),
+        ]
         if credentials is not None:
             verifier = SigV4Verifier(credentials, region)
             middlewares.append(_authenticate(verifier, self.public_paths))
@@ -163,6 +206,7 @@ class EdgeServer:
             access_log_class=_AccessLogger,
             lingering_time=LINGER_S,
             shutdown_timeout=self.shutdown_timeout_s,
+            keepalive_timeout=self.idle_timeout_s,
         )
         self.lambda_api.invoker = invoker  # before the first request can arrive
         try:
