@@ -35,7 +35,10 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import aiohttp
 from aiobotocore.session import get_session
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 from redis.asyncio import Redis
 
 from bus.envelope import Envelope, UndecodableEntry, decode
@@ -124,6 +127,22 @@ def outgoing(stack: str, function: str, letter_id: str, env: Envelope, error_mes
 _ERROR_FIELDS = (b"error_type", b"error_message", b"traceback")
 
 
+_THROTTLING = frozenset({"Throttling", "ThrottlingException", "RequestThrottled",
+                         "TooManyRequestsException", "RequestLimitExceeded"})  # fmt: skip
+
+
+_UNREACHABLE = (EndpointUnreachable, HTTPClientError, OSError, TimeoutError, aiohttp.ClientError)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether AWS (or the way to it) was unavailable, rather than refusing the request:
+    worth retrying for as long as it lasts."""
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 or exc.response.get("Error", {}).get("Code") in _THROTTLING
+    return isinstance(exc, _UNREACHABLE)
+
+
 def failure_record(stack: str, function: str, letter_id: str, env: Envelope,
                    fields: dict[bytes, bytes]) -> Outgoing | None:  # fmt: skip
     """Lambda's OnFailure destination record for a dead letter (pure); None for letters
@@ -204,13 +223,39 @@ class DeadLetterForwarder(LetterTail):
 
     async def _forward_one(self, entry_id: bytes, fields: dict[bytes, bytes]) -> int:
         """Send one letter to each of its trigger's routes; returns how many sends it took.
-        A failed send is retried (with every route of the letter: FIFO and dedupe ids make
-        the repeats harmless) up to :data:`MAX_SEND_ATTEMPTS` times."""
+
+        Outages (connection errors, throttling, 5xx) are retried with backoff for as long
+        as they last, never skipping the letter. A refusal (a deleted queue, denied
+        access, a malformed message) is retried :data:`MAX_SEND_ATTEMPTS` times, every
+        route of the letter again (FIFO and dedupe ids make the repeats harmless), and
+        then the letter is given up on, so one bad destination never holds up the rest.
+        """
         try:
             env = decode(fields.get(b"d", b""))
         except UndecodableEntry:
             return 0  # kept in the stream for `lambdabus dlq`; nothing to send
         letter_id = entry_id.decode()
+        try:
+            sends = await self._messages(letter_id, env, fields)
+            for arn, out in sends:
+                await self._send(arn, out)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            tries = self._failures[entry_id] = self._failures.get(entry_id, 0) + 1
+            if tries < MAX_SEND_ATTEMPTS:
+                raise
+            del self._failures[entry_id]
+            self._errors.inc()
+            log.exception("giving up forwarding dead letter %s of %s (it stays in the "
+                          "dead-letter stream)", letter_id, self.function)  # fmt: skip
+            return 0
+        self._failures.pop(entry_id, None)
+        return len(sends)
+
+    async def _messages(self, letter_id: str, env: Envelope,
+                        fields: dict[bytes, bytes]) -> list[tuple[str, Outgoing]]:  # fmt: skip
+        """(destination ARN, message) for each route of the letter's trigger."""
         sends: list[tuple[str, Outgoing]] = []
         for route in self.routes.get(env.trigger, []):
             dest = await self._destination(route)
@@ -223,20 +268,7 @@ class DeadLetterForwarder(LetterTail):
                 out = outgoing(self.stack, self.function, letter_id, env, message, dest.payload)
             if out is not None:
                 sends.append((dest.arn, out))
-        try:
-            for arn, out in sends:
-                await self._send(arn, out)
-        except Exception:
-            tries = self._failures[entry_id] = self._failures.get(entry_id, 0) + 1
-            if tries < MAX_SEND_ATTEMPTS:
-                raise
-            del self._failures[entry_id]
-            self._errors.inc()
-            log.exception("giving up forwarding dead letter %s of %s (it stays in the "
-                          "dead-letter stream)", letter_id, self.function)  # fmt: skip
-            return 0
-        self._failures.pop(entry_id, None)
-        return len(sends)
+        return sends
 
     async def _destination(self, route: Route) -> Destination | None:
         if isinstance(route, Destination):

@@ -14,10 +14,21 @@ from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
+from botocore.exceptions import ClientError, EndpointConnectionError
 from redis.asyncio import Redis
 
-from adapters.destinations import Destination, failure_record, forwarder_routes, forwarders_for
-from bus.envelope import Envelope
+from adapters.destinations import (
+    MAX_SEND_ATTEMPTS,
+    DeadLetterForwarder,
+    Destination,
+    Redrive,
+    failure_record,
+    forwarder_routes,
+    forwarders_for,
+)
+from bus.embedded import free_port
+from bus.envelope import Envelope, encode
+from bus.keys import FunctionKeys
 from bus.sync import Invoker
 from tests.handlers_bus import probe, running, wait_until
 from tests.test_sqs_adapter import (
@@ -128,3 +139,62 @@ async def test_on_failure_queue_and_dead_letter_topic_each_get_their_own_message
     assert any("handlers_bus.py" in frame for frame in record["responsePayload"]["stackTrace"])
     assert json.loads(json.loads(dlq_msg["Body"])["Message"]) == {"payment": 42}
     assert forwarder.forwarded == 2
+
+
+async def _letters(redis: Redis, stack: str, fn: str, *envs: Envelope) -> None:
+    for e in envs:
+        await redis.xadd(FunctionKeys(stack, fn).dead_letters, {
+            b"d": encode(e), b"reason": b"RetriesExhausted", b"error_type": b"E",
+            b"error_message": b"m", b"traceback": b""})  # fmt: skip
+
+
+async def test_a_letter_whose_destination_refuses_is_given_up_and_the_next_ones_go(
+    sqs: Any, redis: Redis, stack_name: str
+) -> None:
+    """The SQS source queue of letter 1 is gone (its redrive lookup is refused): after
+    MAX_SEND_ATTEMPTS rounds it is skipped, and letter 2 reaches its OnFailure queue."""
+    fn = fn_name("Gone")
+    gone = await create_queue(sqs, f"{stack_name}-gone")
+    failures_url = await create_queue(sqs, f"{stack_name}-onfail")
+    await sqs.delete_queue(QueueUrl=gone)
+    first = Envelope("m1", "aws:sqs", "x", "Q", {"body": "a"}, 1.0)
+    second = Envelope("r2", "lambdabus:invoke", "Invoke", "$direct", {"id": 2}, 1.0)
+    await _letters(redis, stack_name, fn, first, second)
+    routes: dict[str, list[Any]] = {
+        "Q": [Redrive(queue_arn(f"{stack_name}-gone"))],
+        "$direct": [Destination(queue_arn(f"{stack_name}-onfail"), "record")],
+    }
+    forwarder = DeadLetterForwarder(redis, stack_name, fn, routes)
+    await forwarder.open(forwarder._exit)
+    try:
+        for _ in range(MAX_SEND_ATTEMPTS - 1):
+            with pytest.raises(ClientError):
+                await forwarder.forward_once()
+        assert await forwarder.forward_once() == 2  # given up on letter 1, sent letter 2
+    finally:
+        await forwarder._exit.aclose()
+    [message] = await _receive(sqs, failures_url)
+    assert json.loads(message["Body"])["requestPayload"] == {"id": 2}
+
+
+async def test_an_unreachable_destination_never_skips_a_letter(
+    redis: Redis, stack_name: str, monkeypatch: pytest.MonkeyPatch, aws_env: str
+) -> None:
+    """Nothing listens where SQS should be: every round fails and is retried; the letter
+    is never counted towards giving up, however long the outage lasts."""
+    fn = fn_name("Outage")
+    letter = Envelope("r1", "lambdabus:invoke", "Invoke", "$direct", {"id": 1}, 1.0)
+    await _letters(redis, stack_name, fn, letter)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    routes: dict[str, list[Any]] = {"$direct": [Destination(queue_arn("nowhere"), "record")]}
+    forwarder = DeadLetterForwarder(redis, stack_name, fn, routes)
+    await forwarder.open(forwarder._exit)
+    try:
+        for _ in range(MAX_SEND_ATTEMPTS + 2):
+            with pytest.raises(EndpointConnectionError):
+                await forwarder.forward_once()
+        assert forwarder._failures == {}
+        assert await redis.get(FunctionKeys(stack_name, fn).dlq_forwarded) is None
+    finally:
+        await forwarder._exit.aclose()
