@@ -67,3 +67,16 @@ def test_bad_policies() -> None:
         Policy("burst")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_catchup"):
         Policy("all", max_catchup=0)
+
+
+def test_owed_ticks_fire_whatever_the_policy_and_the_watermark_waits_for_them() -> None:
+    """A tick claimed on time by a replica that died is owed, not missed (policy none)."""
+    cursor = Cursor(T0 - 1)
+    plan(spec(), cursor, T0 + 10, Policy("none"))
+    cursor.waiting.add(T0)  # the scheduler keeps a tick another replica holds
+    cursor.owed.add(T0)
+    assert cursor.watermark() == T0 - 1e-3  # a restart re-examines it
+    p = plan(spec(), cursor, T0 + 600, Policy("none"))  # its claim expired only now
+    assert (p.owed, p.late, p.late_count) == ([T0], [], 0)
+    cursor.waiting.clear()
+    assert cursor.watermark() == T0 + 600

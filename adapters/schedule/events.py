@@ -43,7 +43,9 @@ def envelope_id(spec: ScheduleSpec, tick: float) -> str:
 
 
 def fill_placeholders(text: str, spec: ScheduleSpec, tick: float, attempt: int = 1) -> str:
-    """EventBridge Scheduler's context attributes, substituted as plain text (as it does)."""
+    """EventBridge Scheduler's context attributes, substituted as text (as it does), each
+    value JSON-escaped: a placeholder sits inside a JSON string, and a value with a quote
+    or backslash must not end that string early (or inject keys)."""
     values = {
         "<aws.scheduler.schedule-arn>": spec.arn,
         "<aws.scheduler.scheduled-time>": iso(tick),
@@ -51,7 +53,7 @@ def fill_placeholders(text: str, spec: ScheduleSpec, tick: float, attempt: int =
         "<aws.scheduler.attempt-number>": str(attempt),
     }
     for placeholder, value in values.items():
-        text = text.replace(placeholder, value)
+        text = text.replace(placeholder, json.dumps(value)[1:-1])
     return text
 
 

@@ -39,6 +39,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MAX_EXPRESSION = 256
 MIN_YEAR, MAX_YEAR = 1970, 2199
+MAX_RATE_S = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+                 - datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp())  # fmt: skip
+"""A longer rate would put ticks of a schedule running before MAX_YEAR past year 9999,
+where no date-time (nor the ``lambdabus dev`` banner) can show them."""
 _MONTHS = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()
 _DAYS = "SUN MON TUE WED THU FRI SAT".split()
 _RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -59,6 +63,14 @@ class Rate:
         n = (t - self.anchor) // self.seconds + 1
         return self.anchor + max(n, 0) * self.seconds
 
+    def ticks_after(self, t: float) -> Iterator[float]:
+        first = self.next_after(t)
+        assert first is not None
+        k = 0
+        while True:
+            yield first + k * self.seconds
+            k += 1
+
 
 @dataclass(frozen=True)
 class At:
@@ -67,6 +79,10 @@ class At:
 
     def next_after(self, t: float) -> float | None:
         return self.when if self.when > t else None
+
+    def ticks_after(self, t: float) -> Iterator[float]:
+        if self.when > t:
+            yield self.when
 
 
 @dataclass(frozen=True)
@@ -123,17 +139,24 @@ class Cron:
                                 yield t
 
     def next_after(self, t: float) -> float | None:
+        return next(self.ticks_after(t), None)
+
+    def ticks_after(self, t: float) -> Iterator[float]:
+        """Every tick after ``t``, ascending, from one walk of the calendar (a week of
+        minutely ticks costs one pass, not 10,080 searches from scratch)."""
         tz = self.tz or UTC
         local = datetime.fromtimestamp(t, tz).replace(tzinfo=None, fold=0)
         start = local.replace(second=0, microsecond=0)
+        last = t
         for naive in self.local_times(start):
             aware = naive.replace(tzinfo=tz, fold=0)
             utc = aware.astimezone(UTC)
             if utc.astimezone(tz).replace(tzinfo=None) != naive:
                 continue  # skipped by a spring-forward transition: AWS does not fire it
-            if utc.timestamp() > t:
-                return utc.timestamp()  # fold=0: a repeated wall-clock time fires once, first
-        return None
+            stamp = utc.timestamp()
+            if stamp > last:  # fold=0: a repeated wall-clock time fires once, first
+                yield stamp
+                last = stamp
 
 
 Expression = Rate | At | Cron
@@ -197,7 +220,10 @@ def _rate(body: str, start: float | None) -> Rate:
     if (value == 1) != (unit == singular):
         want = singular if value == 1 else singular + "s"
         raise ExpressionError(f"rate({value} {unit}): AWS requires rate({value} {want})")
-    return Rate(value * _RATE_UNITS[singular], start or 0.0)
+    seconds = value * _RATE_UNITS[singular]
+    if seconds > MAX_RATE_S:
+        raise ExpressionError(f"rate({value} {unit}): the interval runs past year 9999")
+    return Rate(seconds, start or 0.0)
 
 
 def _at(body: str) -> datetime:

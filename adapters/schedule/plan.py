@@ -11,12 +11,19 @@ Catch-up after downtime is a policy (``LAMBDABUS_SCHEDULE_CATCHUP``):
 A tick is *late* when its due time is more than ``grace_s`` behind the clock; ticks due
 within the grace are on time and always fire. Ticks older than ``lookback_s`` are neither
 fired nor counted (bounds the work after a long outage). Missed ticks are the late ones
-not fired.
+not fired. A tick claimed while on time (by any replica) is *owed*: it fires whatever the
+policy, even once late — it was never missed, its first claimant just died.
+
+Only the newest ``listed`` late ticks are returned one by one (the policy never fires
+more than ``max_catchup``); older ones are only counted, so a week of a minutely
+schedule costs one walk of the calendar and no list of 10,080 ticks.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -64,42 +71,84 @@ class Cursor:
     waiting: set[float] = field(default_factory=set)
     """Ticks at or before ``after`` not handled yet (inside their flexible window, or
     claimed by a replica that has not finished)."""
+    owed: set[float] = field(default_factory=set)
+    """Waiting ticks seen claimed while on time: fired whatever the policy once won."""
+
+    def watermark(self) -> float:
+        """Handled through here: the scheduler resumes after it (just before the oldest
+        waiting tick, so a restart re-examines that one)."""
+        return min([self.after, *(t - 1e-3 for t in self.waiting)])
 
 
 @dataclass(frozen=True)
 class Plan:
     on_time: list[float]
     late: list[float]
-    """Late ticks, oldest first (only those the policy fires and the newest one)."""
+    """The newest late ticks (at most ``listed(policy)``), oldest first; not owed ones."""
     late_count: int
+    """All late ticks, listed or not."""
     fire_late: list[float]
-    """The late ticks the policy fires."""
+    """The late ticks the policy fires, were all of ``late`` still unfired."""
+    owed: list[float] = field(default_factory=list)
+    """Late ticks that were claimed on time: they fire like on-time ones."""
+
+
+def listed(policy: Policy) -> int:
+    """How many late ticks a plan lists: room for the policy's pick even when a few of
+    the newest were already fired (a flexible window, ``--fire``)."""
+    return policy.max_catchup + 50
+
+
+def choose(policy: Policy, late: Sequence[float]) -> list[float]:
+    """Which of ``late`` (oldest first, none fired yet) the policy fires."""
+    if policy.catchup == "latest":
+        return list(late[-1:])
+    if policy.catchup == "all":
+        return list(late[-policy.max_catchup :])
+    return []
 
 
 def plan(spec: ScheduleSpec, cursor: Cursor, now: float, policy: Policy) -> Plan:
     """Advance ``cursor`` to ``now`` and say which ticks are due. Pure but for ``cursor``."""
-    start = max(cursor.after, now - policy.lookback_s)
-    candidates = sorted(t for t in cursor.waiting if t > now - policy.lookback_s)
-    t = spec.next_tick(start)
-    examined = 0
-    while t is not None and t <= now and examined < MAX_TICKS_PER_PLAN:
-        candidates.append(t)
-        cursor.after = t
+    horizon = now - policy.lookback_s
+    start = max(cursor.after, horizon)
+    on_time: list[float] = []
+    late: deque[float] = deque(maxlen=listed(policy))
+    owed: list[float] = []
+    late_count = 0
+    waiting: set[float] = set()
+
+    def sort(tick: float) -> None:
+        nonlocal late_count
+        due = due_at(spec, tick)
+        if due > now:
+            waiting.add(tick)
+        elif due >= now - policy.grace_s:
+            on_time.append(tick)
+        elif tick in cursor.owed:
+            owed.append(tick)
+        else:
+            late.append(tick)
+            late_count += 1
+
+    for tick in sorted(t for t in cursor.waiting if t > horizon):
+        sort(tick)
+    examined, exhausted = 0, True
+    for tick in spec.ticks(start):
+        if tick > now:
+            break
+        if examined >= MAX_TICKS_PER_PLAN:
+            exhausted = False
+            break
+        sort(tick)
+        cursor.after = tick
         examined += 1
-        t = spec.next_tick(t)
-    if t is None or t > now:
+    if exhausted:
         cursor.after = max(cursor.after, now)
-    due = [c for c in candidates if due_at(spec, c) <= now]
-    cursor.waiting = {c for c in candidates if due_at(spec, c) > now}
-    late = [c for c in due if due_at(spec, c) < now - policy.grace_s]
-    on_time = [c for c in due if due_at(spec, c) >= now - policy.grace_s]
-    if policy.catchup == "latest":
-        fire = late[-1:]
-    elif policy.catchup == "all":
-        fire = late[-policy.max_catchup :]
-    else:
-        fire = []
-    return Plan(on_time=on_time, late=late, late_count=len(late), fire_late=fire)
+    cursor.waiting = waiting
+    cursor.owed &= waiting | set(on_time) | set(owed)
+    return Plan(on_time=on_time, late=list(late), late_count=late_count,
+                fire_late=choose(policy, list(late)), owed=owed)  # fmt: skip
 
 
 def next_wake(spec: ScheduleSpec, cursor: Cursor) -> float | None:

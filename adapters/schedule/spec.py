@@ -8,13 +8,12 @@ into :class:`ScheduleSpec` for the scheduler.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .expressions import Expression, ExpressionError, parse, parse_datetime, zone
+from .expressions import At, Expression, ExpressionError, parse, parse_datetime, zone
 
 if TYPE_CHECKING:
     from adapters.template.loaded import EventSource, LoadedTemplate
@@ -22,14 +21,8 @@ if TYPE_CHECKING:
 SCHEDULE_TYPES = ("Schedule", "ScheduleV2")
 MAX_INPUT = 256 * 1024
 """EventBridge's limit on a target's constant Input (and on an event)."""
-PLACEHOLDERS = {
-    "<aws.scheduler.schedule-arn>": "arn:aws:scheduler:us-east-1:123456789012:schedule/d/n",
-    "<aws.scheduler.scheduled-time>": "2024-01-01T00:00:00Z",
-    "<aws.scheduler.execution-id>": "00000000-0000-0000-0000-000000000000",
-    "<aws.scheduler.attempt-number>": "1",
-}
-"""EventBridge Scheduler's context attributes, with sample values to check Input with."""
-_NAME = re.compile(r"[\w.\-]{1,64}")
+_NAME = re.compile(r"[0-9a-zA-Z_.\-]{1,64}")
+"""A rule, schedule or schedule group name (AWS's pattern; it ends up in an ARN)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +56,13 @@ class ScheduleSpec:
             return None
         return t
 
+    def ticks(self, after: float) -> Iterator[float]:
+        """Every tick after ``after`` inside StartDate/EndDate, ascending (one walk)."""
+        for t in self.expression.ticks_after(max(after, (self.start or after) - 1e-6)):
+            if self.end is not None and t > self.end:
+                return
+            yield t
+
 
 def _where(kind: str) -> str:
     return "Schedule" if kind == "Schedule" else "ScheduleExpression"
@@ -89,20 +89,31 @@ def check_properties(kind: str, props: Mapping[str, Any]) -> tuple[str, str] | N
     flex = props.get("FlexibleTimeWindow") or {}
     if flex.get("Mode") == "FLEXIBLE" and "MaximumWindowInMinutes" not in flex:
         return "FlexibleTimeWindow.MaximumWindowInMinutes", "required when Mode is FLEXIBLE"
-    if "Name" in props and not _NAME.fullmatch(props["Name"]):
-        return "Name", "1-64 letters, digits, '.', '-' or '_'"
+    for key in ("Name", "GroupName"):
+        if key in props and not _NAME.fullmatch(props[key]):
+            return key, "1-64 letters, digits, '.', '-' or '_'"
     text = props.get("Input")
     if text is not None:
         if len(text.encode()) > MAX_INPUT:
             return "Input", f"larger than {MAX_INPUT} bytes"
-        if kind == "ScheduleV2":
-            for placeholder, sample in PLACEHOLDERS.items():
-                text = text.replace(placeholder, sample)
-        try:
-            json.loads(text)
+        try:  # the event a tick will really deliver, placeholders filled in
+            _sample_event(kind, props)
         except ValueError as exc:
-            return "Input", f"not valid JSON: {exc}"
+            return "Input", f"not valid JSON: {' '.join(str(exc).split())}"
     return None
+
+
+def _sample_event(kind: str, props: Mapping[str, Any]) -> Any:
+    """Build one tick's event with the real builder, so what loads is what fires."""
+    from .events import scheduled_event  # events imports this module
+
+    name = props.get("Name") or "sample"
+    arn = (f"arn:aws:events:us-east-1:123456789012:rule/{name}" if kind == "Schedule" else
+           f"arn:aws:scheduler:us-east-1:123456789012:schedule/"
+           f"{props.get('GroupName', 'default')}/{name}")  # fmt: skip
+    sample = ScheduleSpec(function="F", event="E", kind=kind, expression=At(0.0), text="",
+                          name=name, arn=arn, input=props.get("Input"), enabled=True)  # fmt: skip
+    return scheduled_event(sample, 0.0, "us-east-1", "123456789012")
 
 
 def spec_of(source: EventSource, stack: str, region: str, account: str) -> ScheduleSpec:
