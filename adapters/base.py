@@ -41,6 +41,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from bus import metrics
+from bus.backlog import ordered_backlog
 from bus.envelope import Envelope
 from bus.keys import GROUP, FunctionKeys
 from bus.publish import Publisher, Target
@@ -55,7 +56,7 @@ DEFAULT_HIGH_WATER = 10_000
 BACKLOG_CHECK_S = 0.5
 """How long a backlog reading is reused, and how often a paused adapter looks again."""
 ORDERED_SCAN_LIMIT = 100
-"""Partitions summed for an ordered function's backlog (bounds one check's cost)."""
+"""Partitions sampled for an ordered function's backlog (bounds one check's cost)."""
 
 
 @dataclass(slots=True)
@@ -127,7 +128,8 @@ class Backlog:
     ``lag`` from XINFO GROUPS; Redis reports it as NULL after deletions, and then
     the stream's length (an upper bound: it includes pending entries) stands in.
     Ordered triggers keep one stream per partition without a consumer group; their
-    length is summed over the first :data:`ORDERED_SCAN_LIMIT` partitions.
+    length is summed over a sample of :data:`ORDERED_SCAN_LIMIT` partitions and scaled
+    to all of them, as the backlog gauge does (:func:`bus.backlog.ordered_backlog`).
     """
 
     def __init__(self, redis: Redis, stack: str, ttl_s: float = BACKLOG_CHECK_S) -> None:
@@ -168,13 +170,7 @@ class Backlog:
         return int(await self.redis.xlen(stream))
 
     async def _partitions(self, keys: FunctionKeys) -> int:
-        names: Any = await self.redis.zrange(keys.partitions, 0, ORDERED_SCAN_LIMIT - 1)
-        if not names:
-            return 0
-        pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.xlen(keys.partition_stream(_text(name)))
-        return sum(int(n) for n in await pipe.execute())
+        return await ordered_backlog(self.redis, keys, ORDERED_SCAN_LIMIT)
 
 
 class Adapter(ABC, Generic[AckT]):

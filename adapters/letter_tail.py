@@ -9,7 +9,11 @@ multiply the sends); the cursor is stored after each send (at-least-once: a
 crash between the two sends again, which FIFO deduplication ids make harmless);
 errors are counted and backed off; stop lets the round in flight finish.
 Subclasses say what to send (:meth:`LetterTail.handle`) and open their clients
-(:meth:`LetterTail.open`).
+(:meth:`LetterTail.open`). A subclass that sends letters in groups may keep a
+group cut off by a full read in memory (:meth:`LetterTail.read_on_after`): the
+next read continues after it while the stored cursor stays before it, and an
+error drops what was kept (:meth:`LetterTail.rewind`) to re-read it from the
+cursor.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ class LetterTail:
         self._errors = metrics.ADAPTER_ERRORS.labels(label)
         self._exit = AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
+        self._next: bytes | None = None
+        self.read_full = False
+        """Whether the read being handled returned :data:`READ_COUNT` entries (more may
+        follow at once) rather than everything there was."""
 
     async def open(self, exit_stack: AsyncExitStack) -> None:
         """Open the clients the sends need (entered on ``exit_stack``, closed on stop)."""
@@ -89,20 +97,32 @@ class LetterTail:
         await self._exit.aclose()
         return finished
 
+    def read_on_after(self, entry_id: bytes | None) -> None:
+        """The subclass holds the entries up to ``entry_id`` in memory, past the stored
+        cursor: read on after it (and call :meth:`handle` even when nothing new comes).
+        None: read from the stored cursor again."""
+        self._next = entry_id
+
+    def rewind(self) -> None:
+        """Forget entries held in memory (after an error): they are read again."""
+        self._next = None
+
     async def advance(self, entry_id: bytes) -> None:
         """Everything up to ``entry_id`` is done: a restart resumes after it."""
         await self.redis.set(self.cursor, entry_id)
 
     async def forward_once(self) -> int:
         """One XREAD past the cursor, handled; returns how many entries it read."""
-        start: Any = await self.redis.get(self.cursor) or b"0-0"
+        held = self._next is not None
+        start: Any = self._next or await self.redis.get(self.cursor) or b"0-0"
         reply: Any = await self.redis.xread({self.stream: start}, count=READ_COUNT)
         entries: list[Entry] = [
             (entry_id, fields)
             for _, batch in (reply.items() if isinstance(reply, dict) else reply or [])
             for entry_id, fields in batch
         ]
-        if entries:
+        self.read_full = len(entries) >= READ_COUNT
+        if entries or held:
             await self.handle(entries)
         return len(entries)
 
@@ -121,6 +141,7 @@ class LetterTail:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self.rewind()
                 self._errors.inc()
                 log.exception("%s: forwarding dead letters failed; retrying", self.label)
                 await self._pause(backoff.next_delay_s())

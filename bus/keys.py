@@ -59,6 +59,10 @@ class FunctionKeys:
     def partition_state(self) -> str:
         return f"{self.prefix}:pstate"
 
+    def issued(self, token: str) -> str:
+        """Marks a workflow task's invoke as sent, so it is sent once (adapters/sfn)."""
+        return f"{self.prefix}:issued:{token}"
+
     @property
     def dlq_forwarded(self) -> str:
         """How far the dead-letter forwarder got (adapters/destinations.py)."""
@@ -74,7 +78,7 @@ class StreamSourceKeys:
     checkpoints and leases, the replicas reading it. One hash tag per mapping."""
 
     __slots__ = ("checkpoints", "failures_cursor", "failures_lease", "initial", "prefix",
-                 "readers")  # fmt: skip
+                 "readers", "started")  # fmt: skip
 
     def __init__(self, stack: str, mapping: str) -> None:
         if not stack or not mapping or any(c in stack + mapping for c in "{}"):
@@ -84,6 +88,8 @@ class StreamSourceKeys:
         """Hash: shard id -> last published sequence number, or SHARD_END."""
         self.initial = f"{self.prefix}:initial"
         """Set once at the mapping's first start: the shards StartingPosition applies to."""
+        self.started = f"{self.prefix}:started"
+        """Set with ``initial``: Redis time (epoch seconds) of the first start, LATEST's cut."""
         self.readers = f"{self.prefix}:readers"
         """Sorted set: replica id -> heartbeat expiry (ms), for the fair share of shards."""
         self.failures_cursor = f"{self.prefix}:onfailure-cursor"
@@ -104,9 +110,10 @@ def schedule_claim(stack: str, rule: str, tick: int) -> str:
     return f"{stack}:{{sched:{rule}}}:tick:{tick}"
 
 
-def schedule_last(stack: str, rule: str) -> str:
-    """The latest tick of one schedule that fired (epoch seconds), for catch-up."""
-    return f"{stack}:{{sched:{rule}}}:last"
+def schedule_watermark(stack: str, rule: str) -> str:
+    """Every tick of one schedule up to this time (epoch seconds) is handled; catch-up
+    resumes after it."""
+    return f"{stack}:{{sched:{rule}}}:handled"
 
 
 DURABLE_REPLIES = ":durable"

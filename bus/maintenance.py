@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import metrics
+from .backlog import ordered_backlog
 from .keys import GROUP
 
 if TYPE_CHECKING:
@@ -23,8 +24,6 @@ log = logging.getLogger(__name__)
 
 MOVE_LIMIT = 500
 HOUSEKEEPING_S = 5.0
-PARTITION_SAMPLE = 1000
-"""Partition streams whose length the backlog gauge reads each housekeeping round."""
 STALE_CONSUMER_MS = 3_600_000
 
 
@@ -181,21 +180,7 @@ class Maintenance:
         return HOUSEKEEPING_S
 
     async def ordered_backlog(self) -> int:
-        """Records not yet committed in the function's partition streams (in flight
-        included: a partition's records leave its stream only when committed). Exact up
-        to :data:`PARTITION_SAMPLE` partitions, scaled from that sample beyond."""
-        redis, keys = self.w.redis, self.w.keys
-        pipe = redis.pipeline(transaction=False)
-        pipe.zcard(keys.partitions)
-        pipe.zrange(keys.partitions, 0, PARTITION_SAMPLE - 1)
-        count, members = await pipe.execute()
-        if not members:
-            return 0
-        pipe = redis.pipeline(transaction=False)
-        for member in members:
-            pipe.xlen(keys.partition_stream(member.decode()))
-        total = sum(await pipe.execute())
-        return int(total if count <= len(members) else round(total * count / len(members)))
+        return await ordered_backlog(self.w.redis, self.w.keys)
 
     async def heartbeat(self) -> None:
         """Tell ``lambdabus status`` this worker lives and how much it runs now."""

@@ -28,8 +28,10 @@ from adapters.streams.shards import (
     MalformedShard,
     Position,
     Shard,
+    created_since,
     fair_share,
     later,
+    latest_cut,
     ordered_by_lineage,
     parse_shard,
     readable,
@@ -204,10 +206,15 @@ def test_a_child_waits_until_its_parent_is_read_to_the_end() -> None:
 
 
 def test_start_positions() -> None:
-    assert start_position("42", "LATEST", True) == Position("AFTER_SEQUENCE_NUMBER", "42")
-    assert start_position(None, "LATEST", True) == Position("LATEST")
-    assert start_position(None, "LATEST", False) == Position("TRIM_HORIZON")  # born later
-    assert start_position(None, "TRIM_HORIZON", True) == Position("TRIM_HORIZON")
+    assert start_position("42") == Position("AFTER_SEQUENCE_NUMBER", "42")
+    assert start_position(None) == Position("TRIM_HORIZON")  # never a LATEST iterator
+    assert start_position(SHARD_END) == Position("TRIM_HORIZON")
+    assert latest_cut("LATEST", True, 100.5) == 100.5
+    assert latest_cut("LATEST", False, 100.5) is None  # born later: read whole
+    assert latest_cut("TRIM_HORIZON", True, 100.5) is None
+    assert created_since(100.6, 100.5) and not created_since(100.4, 100.5)
+    # AWS rounds creation times down to the second: 100 may be 100.9, so it is kept.
+    assert created_since(100.0, 100.5) and not created_since(99.0, 100.5)
     assert Position("AFTER_SEQUENCE_NUMBER", "42").args() == {
         "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
         "SequenceNumber": "42",
@@ -271,8 +278,9 @@ def test_failure_record_is_lambdas_and_validates_under_powertools() -> None:
     ctx = record["requestContext"]
     assert (ctx["condition"], ctx["approximateInvokeCount"]) == ("RetryAttemptsExhausted", 3)
     assert ctx["functionArn"] == "arn:aws:lambda:eu-west-1:123456789012:function:Fn"
-    # Too old for MaximumRecordAgeInSeconds: Lambda says so.
-    old = failure_record(batch, mapping, ARN, now=1767323045.0 + 86400)
+    # Given up when too old for MaximumRecordAgeInSeconds: Lambda says so.
+    late = {**fields, b"failed_at_ms": str((1767323045 + 86400) * 1000).encode()}
+    old = failure_record([(i, e, late) for i, e, _ in batch], mapping, ARN, now=1767323045.0)
     assert old["requestContext"]["condition"] == "RecordAgeExceeded"
 
 

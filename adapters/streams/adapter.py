@@ -17,6 +17,10 @@ BisectBatchOnFunctionError, MaximumRetryAttempts, MaximumRecordAgeInSeconds
 and ReportBatchItemFailures (see :mod:`bus.ordered`). FilterCriteria is applied
 here; filtered records are checkpointed like published ones.
 
+StartingPosition LATEST is the time of the mapping's first start, kept in Redis
+with the shards listed then: their records created before it are skipped (see
+:mod:`.reader`), so LATEST means the same after any error, restart or takeover.
+
 Exactly-once hand-off: a shard's checkpoint moves only after its records are
 on the bus, so a crash in between re-reads at most one GetRecords result per
 shard, and the bus's dedupe (envelope id = eventID) drops the repeats within
@@ -66,6 +70,7 @@ from .shards import (
     Position,
     Shard,
     fair_share,
+    latest_cut,
     parse_shard,
     readable,
     start_position,
@@ -175,6 +180,10 @@ class StreamAdapter(Adapter[Checkpoint]):
         """The latest GetShardIterator calls (shard, position): for logs and tests."""
         self._resolved = False
         self._initial: set[str] | None = None
+        self._started_s = 0.0
+        """The mapping's first start (Redis time): StartingPosition LATEST's cut."""
+        self.skipped_before_start = 0
+        """Records of initial shards skipped as older than a LATEST mapping's start."""
         self._rescan = asyncio.Event()
         self._listing_backoff = ErrorBackoff(self.settings.backoff_base_s,
                                              self.settings.backoff_cap_s)  # fmt: skip
@@ -253,7 +262,7 @@ class StreamAdapter(Adapter[Checkpoint]):
         readers = await self.leases.heartbeat()
         checkpoints = await self.leases.checkpoints()
         if self._initial is None:
-            self._initial = await self.leases.initial_shards(s.id for s in shards)
+            self._started_s, self._initial = await self.leases.initial(s.id for s in shards)
         unfinished = [s for s in shards if checkpoints.get(s.id) != SHARD_END]
         share = fair_share(len(unfinished), readers)
         self._hand_back_excess(share)
@@ -273,9 +282,11 @@ class StreamAdapter(Adapter[Checkpoint]):
 
     def _own(self, shard: Shard, checkpoint: str | None) -> None:
         assert self._initial is not None
-        position = start_position(checkpoint, self.mapping.starting_position,
-                                  shard.id in self._initial)  # fmt: skip
-        reader = ShardReader(self, shard, position, clock=self.clock, checkpoint=checkpoint)
+        position = start_position(checkpoint)
+        cut = latest_cut(self.mapping.starting_position, shard.id in self._initial,
+                         self._started_s)  # fmt: skip
+        reader = ShardReader(self, shard, position, clock=self.clock, checkpoint=checkpoint,
+                             not_before=cut)  # fmt: skip
         task = asyncio.create_task(self._read(reader), name=f"{self.label}:{shard.id}")
         self.owned[shard.id] = Owned(reader, task)
         log.info("%s: reading %s from %s", self.label, shard.id,

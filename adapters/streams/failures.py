@@ -8,7 +8,14 @@ queue or topic not the records but a description of the batch
 times), for the consumer to fetch the records from the stream while it still
 holds them. This forwarder tails the dead-letter stream from a cursor of its own
 and sends exactly that, one message per given-up batch (the letters one give-up
-wrote together: same trigger, partition and time). One forwarder per mapping is
+wrote together: same trigger, partition and time). A give-up writes its letters
+in one script call, so a group is complete once a letter of another group
+follows it or a read returns less than it asked for; a group touching the end
+of a full read is kept in memory and joined with the next read (up to
+:data:`MAX_GROUP` letters, Lambda's largest BatchSize), so one batch never
+becomes several records. The ``condition`` (RetryAttemptsExhausted or
+RecordAgeExceeded) is judged at the give-up: from the letter's ``reason``
+where it says EventAgeExceeded, else from its ``failed_at_ms``. One forwarder per mapping is
 active (a lease); delivery is at-least-once, as the cursor is stored after the
 send.
 """
@@ -38,6 +45,8 @@ log = logging.getLogger(__name__)
 
 
 Letter = tuple[bytes, Envelope, dict[bytes, bytes]]
+MAX_GROUP = 10_000
+"""Letters one give-up can write (Lambda's largest stream BatchSize)."""
 
 
 def iso(ts: float) -> str:
@@ -62,14 +71,29 @@ def batches(letters: list[Letter], trigger: str) -> list[list[Letter]]:
     return out
 
 
+def gave_up_for_age(first: Envelope, fields: dict[bytes, bytes], max_age: float | None,
+                    now: float) -> bool:  # fmt: skip
+    """Was the batch given up because its first record passed MaximumRecordAgeInSeconds?
+    Judged when it was given up (the letter's reason, else its ``failed_at_ms``), not when
+    the OnFailure record is sent (pure)."""
+    if fields.get(b"reason") == b"EventAgeExceeded":
+        return True
+    if not max_age or max_age <= 0:
+        return False
+    try:
+        at = int(fields[b"failed_at_ms"]) / 1000
+    except (KeyError, ValueError):
+        at = now
+    return at - first.time >= max_age
+
+
 def failure_record(batch: list[Letter], mapping: StreamMapping, stream_arn: str,
                    now: float) -> dict[str, Any]:  # fmt: skip
     """Lambda's OnFailure invocation record for a stream batch (pure)."""
     envs = [env for _, env, _ in batch]
     first, last = envs[0], envs[-1]
     fields = batch[-1][2]
-    max_age = mapping.trigger.max_record_age_s
-    too_old = bool(max_age and max_age > 0 and now - first.time >= max_age)
+    too_old = gave_up_for_age(first, fields, mapping.trigger.max_record_age_s, now)
     attempts = int(fields.get(b"attempts", b"1") or 1)
     letter_id = batch[0][0].decode()
     region = stream_arn.split(":")[3]
@@ -115,29 +139,50 @@ class StreamFailureForwarder(LetterTail):
         self.destination = mapping.on_failure
         self.sent = 0
         self._queue_url: str | None = None
+        self._carry: list[Letter] = []
+        """A group cut off by the end of a full read, waiting for the rest of it."""
         self.client: Any = None
 
     async def open(self, exit_stack: AsyncExitStack) -> None:
         service = "sns" if ":sns:" in self.destination else "sqs"
         self.client = await exit_stack.enter_async_context(get_session().create_client(service))
 
+    def rewind(self) -> None:
+        self._carry = []
+        super().rewind()
+
     async def handle(self, entries: list[Entry]) -> None:
         """One message per given-up batch; the cursor moves past each batch once sent."""
-        letters: list[Letter] = []
+        letters = list(self._carry)
+        ids = [letter[0] for letter in self._carry] + [entry_id for entry_id, _ in entries]
         for entry_id, fields in entries:
             try:
                 letters.append((entry_id, decode(fields.get(b"d", b"")), fields))
             except UndecodableEntry:
                 continue
-        for batch in batches(letters, self.mapping.trigger.name):
+        groups = [g for g in batches(letters, self.mapping.trigger.name) if g]
+        tail: list[Letter] = []
+        if (self.read_full and groups and groups[-1][-1][0] == ids[-1]
+                and len(groups[-1]) < MAX_GROUP):  # fmt: skip
+            tail = groups.pop()  # may go on in the next read
+        for batch in groups:
             if self.stopping:
                 return
-            if batch:
-                await self._send(failure_record(batch, self.mapping,
-                                                self._stream_arn(batch), time.time()))  # fmt: skip
-                await self.advance(batch[-1][0])
-        if not self.stopping:
-            await self.advance(entries[-1][0])
+            await self._send(failure_record(batch, self.mapping,
+                                            self._stream_arn(batch), time.time()))  # fmt: skip
+            await self.advance(batch[-1][0])
+        if self.stopping:
+            return
+        self._carry = tail
+        if tail:
+            before = ids.index(tail[0][0])
+            if before > 0:
+                await self.advance(ids[before - 1])
+            self.read_on_after(ids[-1])
+        else:
+            if ids:
+                await self.advance(ids[-1])
+            self.read_on_after(None)
 
     def _stream_arn(self, batch: list[Letter]) -> str:
         record = batch[0][1].record

@@ -8,6 +8,8 @@
   last record *published* (or ``SHARD_END``). Written by a script that checks
   the lease first, so a replica that lost its lease (paused, partitioned) can't
   move a checkpoint the new owner relies on; it only ever moves forward.
+- **Start**: the shards listed at the mapping's first start and the Redis time of it,
+  fixed once; StartingPosition LATEST is that time (see :mod:`.reader`).
 - **Readers**: replicas heartbeat into a sorted set, so each takes only its fair
   share of shards and new replicas get some (no rebalancing of held leases:
   shards change hands when they close, or when their owner stops).
@@ -60,12 +62,20 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 INITIAL = """
--- KEYS: initial set.  ARGV: shard ids.  The first caller's shards win; returns the set.
+-- KEYS: initial set, started.  ARGV: shard ids.  The first caller's shards win, and the
+-- Redis time of that first call is the mapping's start.  Returns {start, members}.
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SADD', KEYS[1], '', unpack(ARGV))
+  redis.call('SADD', KEYS[1], '')
+  for i = 1, #ARGV, INITIAL_CHUNK do  -- unpack() of 8,000+ values fails: add in chunks
+    redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + INITIAL_CHUNK - 1, #ARGV)))
+  end
 end
-return redis.call('SMEMBERS', KEYS[1])
-"""
+if redis.call('EXISTS', KEYS[2]) == 0 then  -- also for a mapping started before this key
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[2], t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
+end
+return {redis.call('GET', KEYS[2]), redis.call('SMEMBERS', KEYS[1])}
+""".replace("INITIAL_CHUNK", "1000")
 
 
 def _text(v: Any) -> str:
@@ -130,11 +140,17 @@ class ShardLeases:
     async def leave(self) -> None:
         await self.redis.zrem(self.keys.readers, self.owner)
 
+    async def initial(self, shard_ids: Iterable[str]) -> tuple[float, set[str]]:
+        """When the mapping first started (Redis time, epoch seconds) and the shards listed
+        then (StartingPosition applies to them only); the first replica ever to ask fixes
+        both, so they survive restarts and takeovers."""
+        started, members = await self._initial(
+            keys=[self.keys.initial, self.keys.started], args=list(shard_ids)
+        )
+        return float(_text(started)), {_text(m) for m in members} - {""}
+
     async def initial_shards(self, shard_ids: Iterable[str]) -> set[str]:
-        """The shards listed when the mapping first started (StartingPosition applies to
-        them only); the first replica ever to ask fixes the set."""
-        members: Any = await self._initial(keys=[self.keys.initial], args=list(shard_ids))
-        return {_text(m) for m in members} - {""}
+        return (await self.initial(shard_ids))[1]
 
 
 def finished(checkpoint: str | None) -> bool:

@@ -1,15 +1,23 @@
 """Reading one shard: GetRecords until the shard ends, publish, then checkpoint.
 
 A reader owns its shard's lease (see :mod:`.leases`). It starts after the
-checkpoint (AFTER_SEQUENCE_NUMBER), or where :func:`.shards.start_position`
-says for a shard never read. Each GetRecords result becomes one handoff: its
-records are published to the ordered trigger (envelope id = eventID, so a
-re-read after a crash publishes nothing twice) and only then the checkpoint
-moves to the last record. A closed shard read to its end (no
-NextShardIterator) is checkpointed ``SHARD_END`` and released, which lets its
-children be read.
+checkpoint (AFTER_SEQUENCE_NUMBER), or at TRIM_HORIZON for a shard never read
+(:func:`.shards.start_position`). StartingPosition LATEST is durable: it is the
+mapping's first start time, kept in Redis, and a reader of a shard listed then
+skips (and checkpoints past) the records created before it
+(``not_before``), so a failure, restart or takeover before the shard's first
+checkpoint loses nothing written after the start. The price is reading such a
+shard's older records once, to skip them; and the cut compares Redis's clock with
+AWS's creation times, so a skew between the two moves it by as much.
 
-Recovery, always from the checkpoint and never silently:
+Each GetRecords result becomes one handoff: its records are published to the
+ordered trigger (envelope id = eventID, so a re-read after a crash publishes
+nothing twice) and only then the checkpoint moves to the last record. A closed
+shard read to its end (no NextShardIterator) is checkpointed ``SHARD_END`` and
+released, which lets its children be read.
+
+Recovery, always from the checkpoint and never silently (an iterator is only
+given up when the error says it is bad; other errors retry the same one):
 - ExpiredIteratorException (iterators live 15 minutes): a new iterator after
   the checkpoint; counted (``lambdabus_stream_recoveries_total{reason=
   "expired_iterator"}``) and logged.
@@ -37,7 +45,7 @@ from bus.envelope import MAX_ENTRY_BYTES, Envelope, encode
 from ..base import ErrorBackoff, Handoff
 from . import metrics
 from .records import MalformedRecord, envelope, lambda_record
-from .shards import SHARD_END, Position, Shard
+from .shards import SHARD_END, Position, Shard, created_since
 
 if TYPE_CHECKING:
     from .adapter import StreamAdapter
@@ -55,6 +63,12 @@ THROTTLE_CODES = frozenset(
 )
 
 RESTARTS = frozenset({"ExpiredIteratorException", "TrimmedDataAccessException"})
+BAD_ITERATOR = RESTARTS | {"ValidationException", "ResourceNotFoundException"}
+"""Errors after which the iterator is not used again (it expired, points at trimmed
+records, or is invalid); after any other error the same iterator is retried."""
+ITERATOR_RETRIES = 5
+"""Consecutive failures after which even an unexplained error gets a fresh iterator
+(from the checkpoint, so nothing is skipped)."""
 
 
 class LeaseLost(Exception):
@@ -85,6 +99,8 @@ class ShardReader:
     released: asyncio.Event = field(default_factory=asyncio.Event)
     """Set to make the reader stop after its current handoff (lease lost or handed over)."""
     checkpoint: str | None = None
+    not_before: float | None = None
+    """StartingPosition LATEST: skip records created before this (epoch seconds)."""
     iterator_age_s: float = 0.0
     _trimmed_after: str | None = None
 
@@ -133,7 +149,8 @@ class ShardReader:
                             self.label, self.shard.id)  # fmt: skip
                 return
             except Exception as exc:
-                iterator = None
+                if error_code(exc) in BAD_ITERATOR or backoff.failures + 1 >= ITERATOR_RETRIES:
+                    iterator = None
                 if not self._recover(exc):
                     a.count_error()
                     log.exception("%s: reading %s failed; retrying from the checkpoint",
@@ -202,6 +219,7 @@ class ShardReader:
         now = self.clock()
         envelopes: list[Envelope] = []
         last = self.checkpoint
+        early = 0
         for raw in records:
             seq = str((raw.get("dynamodb") or {}).get("SequenceNumber") or "")
             if seq:
@@ -217,7 +235,14 @@ class ShardReader:
                 log.error("%s: skipped record %s of %s: %s", self.label, seq or "?",
                           self.shard.id, exc)  # fmt: skip
                 continue
+            if self.not_before is not None and not created_since(env.time, self.not_before):
+                early += 1
+                continue
             envelopes.append(env)
+        if early:
+            a.skipped_before_start += early
+            log.info("%s: skipped %d records of %s created before the mapping started "
+                     "(StartingPosition LATEST)", self.label, early, self.shard.id)  # fmt: skip
         if self._trimmed_after is not None and envelopes:
             first = envelopes[0].record["dynamodb"]["SequenceNumber"]
             log.warning(

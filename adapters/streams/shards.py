@@ -101,15 +101,32 @@ class Position:
         return out
 
 
-def start_position(checkpoint: str | None, starting: str, initial: bool) -> Position:
-    """Where a reader starts a shard: after its checkpoint; else the mapping's
-    StartingPosition for the shards that existed when the mapping first started
-    (``initial``); else (children born later) the shard's beginning."""
+def start_position(checkpoint: str | None) -> Position:
+    """Where a reader starts a shard: after its checkpoint, else at its beginning.
+
+    Never a LATEST iterator: it names no sequence number, so a reader that fails,
+    restarts or hands over before its first record is checkpointed would take a new
+    LATEST and skip what was written meanwhile. StartingPosition LATEST is instead the
+    mapping's first start time, applied to the records read (:func:`latest_cut`)."""
     if checkpoint and checkpoint != SHARD_END:
         return Position("AFTER_SEQUENCE_NUMBER", checkpoint)
-    if initial and starting == "LATEST":
-        return Position("LATEST")
     return Position("TRIM_HORIZON")
+
+
+def latest_cut(starting: str, initial: bool, started_s: float) -> float | None:
+    """StartingPosition LATEST, made durable: records of the shards listed at the
+    mapping's first start (``initial``) created before ``started_s`` are skipped (and
+    checkpointed past). Shards born later are read whole, as Lambda reads them."""
+    return started_s if starting == "LATEST" and initial else None
+
+
+def created_since(created_s: float, cut_s: float) -> bool:
+    """Was a record created at or after ``cut_s``? ApproximateCreationDateTime is rounded
+    down to the second on AWS, so a whole-second time counts as the whole second: a
+    record of the start's own second may be read, none after it is lost."""
+    if float(created_s).is_integer():
+        return created_s + 1 > cut_s
+    return created_s >= cut_s
 
 
 def fair_share(shards: int, readers: int) -> int:
