@@ -218,6 +218,7 @@ class DeadLetterForwarder(LetterTail):
         for entry_id, fields in entries:
             if self.stopping:
                 return
+            await self.hold()
             self.forwarded += await self._forward_one(entry_id, fields)
             await self.advance(entry_id)
 

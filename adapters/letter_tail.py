@@ -39,6 +39,27 @@ READ_COUNT = 100
 LEASE_S = 30.0
 
 
+ADVANCE_CURSOR = """
+-- KEYS: cursor, lease.  ARGV: owner, entry id.  Moves the cursor, forward only, and only
+-- for the lease holder: a replica that lost the lease mid-round can't undo the new
+-- holder's progress.  1 if moved.
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local cm, cs = string.match(cur, '^(%d+)-(%d+)$')
+  local nm, ns = string.match(ARGV[2], '^(%d+)-(%d+)$')
+  cm, cs, nm, ns = tonumber(cm), tonumber(cs), tonumber(nm), tonumber(ns)
+  if cm and nm and (nm < cm or (nm == cm and ns <= cs)) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class LeaseLost(Exception):
+    """Another replica holds the forwarder's lease now: this round ends here."""
+
+
 class LetterTail:
     """Reads ``stream`` past ``cursor`` while holding ``lease``; see the module docstring."""
 
@@ -58,6 +79,7 @@ class LetterTail:
         self._stop = asyncio.Event()
         self._acquire = redis.register_script(HOLD_LOCK)
         self._release = redis.register_script(RELEASE_LOCK)
+        self._advance = redis.register_script(ADVANCE_CURSOR)
         self._errors = metrics.ADAPTER_ERRORS.labels(label)
         self._exit = AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
@@ -107,9 +129,18 @@ class LetterTail:
         """Forget entries held in memory (after an error): they are read again."""
         self._next = None
 
+    async def hold(self) -> None:
+        """Renew the lease before a send; raises :class:`LeaseLost` if another replica has
+        it (a round that outlasts the lease must not send what the new holder sends)."""
+        if not await self._acquire(keys=[self.lease], args=[self.owner, int(self.lease_s * 1000)]):
+            raise LeaseLost(self.lease)
+
     async def advance(self, entry_id: bytes) -> None:
-        """Everything up to ``entry_id`` is done: a restart resumes after it."""
-        await self.redis.set(self.cursor, entry_id)
+        """Everything up to ``entry_id`` is done: a restart resumes after it. Raises
+        :class:`LeaseLost` when the lease went to another replica meanwhile."""
+        if not await self._advance(keys=[self.cursor, self.lease], args=[self.owner, entry_id]):
+            if await self.redis.get(self.lease) != self.owner.encode():
+                raise LeaseLost(self.lease)
 
     async def forward_once(self) -> int:
         """One XREAD past the cursor, handled; returns how many entries it read."""
@@ -140,6 +171,9 @@ class LetterTail:
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
+            except LeaseLost:
+                self.rewind()
+                log.info("%s: another replica took over forwarding", self.label)
             except Exception:
                 self.rewind()
                 self._errors.inc()

@@ -7,10 +7,12 @@ here it travels as the message body, as Lambda sends it to a queue or topic.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiobotocore.session import get_session
@@ -198,3 +200,46 @@ async def test_an_unreachable_destination_never_skips_a_letter(
         assert await redis.get(FunctionKeys(stack_name, fn).dlq_forwarded) is None
     finally:
         await forwarder._exit.aclose()
+
+
+class _SlowForwarder(DeadLetterForwarder):
+    """Sends take 50 ms (an AWS call) and are counted instead of made."""
+
+    sent: ClassVar[Counter[str]] = Counter()
+
+    async def open(self, exit_stack: Any) -> None:
+        return None
+
+    async def _send(self, arn: str, out: Any) -> None:
+        await asyncio.sleep(0.05)  # simulated AWS latency: the round outlasts the lease
+        self.sent[out.dedupe_id] += 1
+
+
+async def test_two_forwarder_replicas_never_send_one_letter_twice(
+    redis: Redis, stack_name: str
+) -> None:
+    """A round of 100 letters takes 5 s, five leases of 1 s: the lease is renewed before
+    every send, so the other replica never sends what this one does, and the cursor only
+    ever moves forward."""
+    fn = fn_name("Twice")
+    letters = [Envelope(f"e{i}", "aws:s3", "x", "Up", {"k": i}, 1.0) for i in range(100)]
+    await _letters(redis, stack_name, fn, *letters)
+    routes: dict[str, list[Any]] = {"Up": [Destination(queue_arn("dlq"), "event")]}
+    _SlowForwarder.sent.clear()
+    a = _SlowForwarder(redis, stack_name, fn, routes, lease_s=1.0, poll_s=0.05)
+    b = _SlowForwarder(redis, stack_name, fn, routes, lease_s=1.0, poll_s=0.05)
+    await a.start()
+    await b.start()
+    try:
+        await wait_until(lambda: _all_sent(_SlowForwarder.sent, 100), within=60,
+                         what="100 letters sent")  # fmt: skip
+    finally:
+        await a.stop(5)
+        await b.stop(5)
+    assert sorted(_SlowForwarder.sent.values()) == [1] * 100
+    last = (await redis.xrevrange(FunctionKeys(stack_name, fn).dead_letters, count=1))[0][0]
+    assert await redis.get(FunctionKeys(stack_name, fn).dlq_forwarded) == last
+
+
+async def _all_sent(sent: Counter[str], n: int) -> bool:
+    return len(sent) >= n

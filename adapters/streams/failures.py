@@ -168,6 +168,7 @@ class StreamFailureForwarder(LetterTail):
         for batch in groups:
             if self.stopping:
                 return
+            await self.hold()
             await self._send(failure_record(batch, self.mapping,
                                             self._stream_arn(batch), time.time()))  # fmt: skip
             await self.advance(batch[-1][0])
