@@ -25,7 +25,14 @@ from redis.asyncio import Redis
 
 from adapters.edge import EdgeServer
 from adapters.eventbridge import metrics
-from adapters.eventbridge.put_events import MAX_BODY_BYTES, MAX_TOTAL_BYTES, entry_size, mount
+from adapters.eventbridge.put_events import (
+    MAX_BODY_BYTES,
+    MAX_TOTAL_BYTES,
+    Refused,
+    entry_size,
+    make_event,
+    mount,
+)
 from adapters.template.loaded import EventSource
 from bus.envelope import Envelope, decode
 from bus.keys import FunctionKeys
@@ -389,3 +396,11 @@ async def test_signatures_are_checked_when_credentials_are_set(
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert info.value.response["Error"]["Code"] == "InvalidSignatureException"
     assert [e.record["detail"]["total"] for e in await published(redis, stack_name, fn)] == [500]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_numbers_in_detail_are_malformed(constant: str) -> None:
+    entry = {"Source": "demo", "DetailType": "t", "Detail": f'{{"x": {constant}}}'}
+    refused = make_event(entry, "id", 0.0, "us-east-1")
+    assert isinstance(refused, Refused)
+    assert refused.result()["ErrorCode"] == "MalformedDetail"

@@ -157,6 +157,11 @@ def _event_time(stamp: Any, now: float) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _not_json(name: str) -> Any:
+    """``NaN`` and ``Infinity`` are Python's extensions, not JSON: AWS refuses them."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def make_event(
     entry: Mapping[str, Any], event_id: str, now: float, region: str
 ) -> tuple[dict[str, Any], str] | Refused:
@@ -167,7 +172,7 @@ def make_event(
     if entry["Source"].startswith("aws."):  # AWS services' sources are reserved to them
         return Refused("NotAuthorizedForSourceException", "Not authorized for the source.")
     try:
-        detail = json.loads(entry["Detail"])
+        detail = json.loads(entry["Detail"], parse_constant=_not_json)
     except (ValueError, RecursionError):
         return Refused("MalformedDetail", "Detail is malformed.")
     if not isinstance(detail, dict):
