@@ -221,8 +221,9 @@ class OrderedConsumer:
                 work[0:1] = [batch[:mid], batch[mid:]]
                 continue
             attempt += 1
-            if self._give_up(trigger, batch, attempt):
-                await self._dead_letter(ph, trigger, batch, error, event, request_id, attempt)
+            condition = self._give_up(trigger, batch, attempt)
+            if condition is not None:
+                await self._dead_letter(ph, batch, error, event, request_id, attempt, condition)
                 work.pop(0)
                 attempt = 0
                 continue
@@ -235,25 +236,28 @@ class OrderedConsumer:
                 return
             await asyncio.sleep(delay)
 
-    def _give_up(self, trigger: Trigger, batch: list[Item], attempt: int) -> bool:
+    def _give_up(self, trigger: Trigger, batch: list[Item], attempt: int) -> str | None:
+        """Why to give up on the batch now (Lambda's condition), or None to retry it."""
         limit = trigger.max_retry_attempts
         if limit is None:
             limit = self.w.fn.retry.max_retry_attempts
         if limit >= 0 and attempt > limit:
-            return True
+            return "RetriesExhausted"
         max_age = trigger.max_record_age_s  # -1 (or unset) as in Lambda: no age limit
-        return bool(max_age and max_age > 0 and time.time() - batch[0][1].time >= max_age)
+        if max_age and max_age > 0 and time.time() - batch[0][1].time >= max_age:
+            return "EventAgeExceeded"
+        return None
 
-    async def _dead_letter(self, ph: str, trigger: Trigger, batch: list[Item], error: ErrorInfo,
-                           event: Any, request_id: str, attempt: int) -> None:  # fmt: skip
+    async def _dead_letter(self, ph: str, batch: list[Item], error: ErrorInfo, event: Any,
+                           request_id: str, attempt: int, condition: str) -> None:  # fmt: skip
         envs = [env._replace(attempt=attempt - 1) for _, env in batch]
         if self.w.fn.on_failure:
             record = destination_record(envs[0], event, self.w.invoker.arn, request_id,
-                                        "RetriesExhausted", error)  # fmt: skip
+                                        condition, error)  # fmt: skip
             await self.w.settler.to_destination(self.w.fn.on_failure, envs[0], record)
         stream = self.keys.partition_stream(ph)
         await self.w.settler.dead_letter(
             stream, [(i, e) for (i, _), e in zip(batch, envs, strict=True)], error,
-            "RetriesExhausted", partition_stream=True,
+            condition, partition_stream=True,
         )  # fmt: skip
         await self._commit(ph, [])

@@ -5,6 +5,7 @@ one owner at a time."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -166,3 +167,24 @@ async def test_partition_has_one_consumer_at_a_time(
             )
     owners = {c.stream for c in p.calls}
     assert owners == {w1.consumer, w2.consumer}
+
+
+async def test_records_too_old_to_retry_are_given_up_as_event_age_exceeded(
+    redis_url: str, redis: Redis, stack_name: str
+) -> None:
+    """MaximumRecordAgeInSeconds, not the retry count, ends this one: the dead letter (and
+    so an OnFailure record) says EventAgeExceeded, as Lambda's condition would."""
+    fn = f"aged_{stack_name}"
+    trig = Trigger("ddb", ordered=True, shape="records", batch_size=1,
+                   max_retry_attempts=-1, max_record_age_s=60)  # fmt: skip
+    stack = Stack(stack_name, {fn: FunctionSpec(
+        fn, "tests.handlers_bus.poison", retry=FAST, triggers={"ddb": trig})})  # fmt: skip
+    probe(fn)
+    old = time.time() - 120
+    envs = [env("A-1", rec("A", 1, poison=True), partition="A", time=old, first_seen=old)]
+    dl = DeadLetters(redis, stack_name)
+    async with running(redis_url, stack, fn):
+        assert await Publisher(redis, stack_name).publish(envs, [Target(fn, trig)]) == 1
+        await wait_until(lambda: dl.count(fn), what="dead letter")
+    [letter] = await dl.list(fn)
+    assert letter.reason == "EventAgeExceeded"
