@@ -61,6 +61,7 @@ from bus.spec import Trigger
 
 from ..base import DEFAULT_HIGH_WATER, Adapter, ErrorBackoff, Handoff, Published
 from ..patterns import Pattern, compile_pattern, lambda_filter_matches
+from ..settings import seconds_from_env
 from . import metrics
 from .leases import ShardLeases
 from .reader import THROTTLE_CODES, Checkpoint, LeaseLost, ShardReader, error_code
@@ -83,19 +84,6 @@ PLACEHOLDER_LABEL = "1970-01-01T00:00:00.000"
 DESCRIBE_PAGE = 100
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if not 0 < value <= 3600:
-        raise ValueError(f"{name}={raw!r} must be in (0, 3600]")
-    return value
-
-
 @dataclass(frozen=True)
 class StreamSettings:
     lease_s: float = 10.0
@@ -107,9 +95,9 @@ class StreamSettings:
     @classmethod
     def from_env(cls) -> StreamSettings:
         return cls(
-            lease_s=_env_float("LAMBDABUS_STREAM_LEASE_S", 10.0),
-            poll_s=_env_float("LAMBDABUS_STREAM_POLL_S", 0.25),
-            discover_s=_env_float("LAMBDABUS_STREAM_DISCOVER_S", 10.0),
+            lease_s=seconds_from_env("LAMBDABUS_STREAM_LEASE_S", 10.0, most=3600),
+            poll_s=seconds_from_env("LAMBDABUS_STREAM_POLL_S", 0.25, most=3600),
+            discover_s=seconds_from_env("LAMBDABUS_STREAM_DISCOVER_S", 10.0, most=3600),
         )
 
 
