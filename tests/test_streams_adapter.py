@@ -546,7 +546,7 @@ async def test_cli_adapter_dynamodb_refuses_bad_settings_in_one_line(
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     [line] = err.decode().strip().splitlines()
-    assert f"LAMBDABUS_STREAM_LEASE_S={value!r}" in line
+    assert f"LAMBDABUS_STREAM_LEASE_S: expected seconds between 0 and 3600, got {value!r}" in line
 
 
 # -- the streams test server: lineage, recoveries, replicas ----------------------------------------
