@@ -1,13 +1,21 @@
 """``make bench-http``: the API gateway under wrk, against a bare aiohttp hello-world.
 
-In one run, on loopback only, with the same wrk settings for both:
+On loopback only, with the same wrk settings for both:
   (a) ``lambdabus dev`` on a one-route template: wrk -> gateway -> bus (private
       redis-server) -> worker process -> no-op ``async def`` handler -> back;
   (b) a bare aiohttp ``web.Application`` answering "hello" on the same machine.
-Prints requests/s and p50/p99 latency (wrk --latency) of each, the ratio, and
-one JSON line. The issue's target: (a) at least 40% of (b)'s rate.
+Both servers run side by side and are measured in interleaved rounds (a, b, a,
+b, ...), so a change in the machine's load hits both; the medians of the rounds
+are reported, with requests/s, p50/p99 latency (wrk --latency), the ratio of
+the rates, and one JSON line. The issue's target: (a) at least 40% of (b)'s rate.
 
-    python -m bench.http [--duration 10] [--connections 32] [--threads 1]
+    python -m bench.http [--rounds 3] [--duration 8] [--connections 32] [--threads 1]
+
+Connections: 32 by default for both servers, one wrk thread. The issue fixes
+no number; 32 keeps both servers saturated on a small machine without
+favouring either. Fewer connections mean smaller batches on the bus (fewer
+requests share each Redis round trip), so the gateway's ratio drops; more raise
+it a little (see ``--connections``).
 
 Needs ``wrk`` on PATH (``make bench-http`` installs Debian's). Invocation and
 access logs are off (LAMBDABUS_INVOCATION_LOGS=0, LAMBDABUS_HTTP_ACCESS_LOG=0;
@@ -15,8 +23,17 @@ access logs are off (LAMBDABUS_INVOCATION_LOGS=0, LAMBDABUS_HTTP_ACCESS_LOG=0;
 terminal.
 
 Requests/s depend on what else the machine runs; the CPU time each side's
-processes spend per request (gateway process + worker + redis-server, vs the
-bare server) is printed too, as the steadier measure on a shared machine.
+processes spend per request is printed too, as the steadier measure on a shared
+machine: for (a) split into the gateway process (``lambdabus dev``), the worker
+process and redis-server.
+
+Measured on 2 shared cores (other test suites running; wrk -t1 -c32): before
+the packed-command hot paths (bus/redis_conn.py) the gateway path cost ~430 µs
+of CPU per request (gateway ~260, worker ~125, redis ~45) at 2,300-2,500 req/s;
+after, ~210-250 µs (gateway ~125-150, worker ~60-70, redis ~25-30) at
+4,500-6,000 req/s, 21-33% of bare aiohttp's rate, which itself moved between
+15,000 and 25,000 req/s with the machine's load. With -c16 / -c64 / -c128 the
+CPU per request was ~250 / ~200 / ~225 µs. Bare aiohttp needs ~35-50 µs.
 """
 
 from __future__ import annotations
@@ -27,6 +44,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,57 +187,106 @@ def _cpu_s(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _role(pid: int, root: int) -> str:
+    """Which part of the stack a process is, for the CPU split."""
+    if pid == root:
+        return "gateway"
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "other"
+    if b"redis-server" in cmd[0]:  # its title is "redis-server 127.0.0.1:PORT"
+        return "redis"
+    return "worker" if b"worker" in cmd else "other"
+
+
 def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, float]:
     """wrk's numbers plus the CPU the server side (``pid`` and its descendants) spent per
-    request."""
-    wrk(url, 2, args.connections, args.threads)  # warm-up: connections, imports, caches
+    request, in total and per role (gateway / worker / redis)."""
     pids = _descendants(pid)
-    before = _cpu_s(pids)
+    before = {p: _cpu_s([p]) for p in pids}
     result = wrk(url, args.duration, args.connections, args.threads)
-    result["cpu_us_per_request"] = (_cpu_s(pids) - before) / result["requests"] * 1e6
+    spent = {p: _cpu_s([p]) - before[p] for p in pids}
+    per_request = 1e6 / result["requests"]
+    result["cpu_us_per_request"] = sum(spent.values()) * per_request
+    for p, cpu in spent.items():
+        key = f"cpu_us_{_role(p, pid)}"
+        result[key] = result.get(key, 0.0) + cpu * per_request
     return result
+
+
+def _median(rounds: list[dict[str, float]], key: str) -> float:
+    return float(statistics.median(r.get(key, 0.0) for r in rounds))
+
+
+def _line(name: str, r: dict[str, float]) -> str:
+    split = " ".join(
+        f"{role} {r[f'cpu_us_{role}']:.0f}"
+        for role in ("gateway", "worker", "redis")
+        if f"cpu_us_{role}" in r and name.startswith("gateway")
+    )
+    return (
+        f"{name:<24} {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+        f"p99 {r['p99_ms']:6.2f} ms  CPU {r['cpu_us_per_request']:5.0f} us/request"
+        + (f" ({split})" if split else "")
+        + f"  errors {r['non_2xx'] + r['socket_errors']:.0f}"
+    )
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not on PATH: `make bench-http` installs it (apt-get install wrk)")
+    gws: list[dict[str, float]] = []
+    bares: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         proc, api = start_dev(Path(tmp), args.access_log)
+        port = free_port()
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        bare_cmd = [sys.executable, "-c", f"import bench.http as b; b.bare_server({port})"]
+        bare_proc = subprocess.Popen(bare_cmd, cwd=ROOT, env=env, text=True)
         try:
-            gw = measure(f"{api}/noop", proc.pid, args)
+            _wait_listening(port)
+            gw_url, bare_url = f"{api}/noop", f"http://127.0.0.1:{port}/"
+            for url in (gw_url, bare_url):  # warm-up: connections, imports, caches
+                wrk(url, 2, args.connections, args.threads)
+            for n in range(1, args.rounds + 1):
+                gws.append(measure(gw_url, proc.pid, args))
+                bares.append(measure(bare_url, bare_proc.pid, args))
+                print(f"round {n}: ratio {gws[-1]['rps'] / bares[-1]['rps']:.0%}", flush=True)
+                print("  " + _line("gateway + bus + worker", gws[-1]), flush=True)
+                print("  " + _line("bare aiohttp hello", bares[-1]), flush=True)
         finally:
+            stop(bare_proc)
             stop(proc)
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    bare_cmd = [sys.executable, "-c", f"import bench.http as b; b.bare_server({port})"]
-    bare_proc = subprocess.Popen(bare_cmd, cwd=ROOT, env=env, text=True)
-    try:
-        _wait_listening(port)
-        bare = measure(f"http://127.0.0.1:{port}/", bare_proc.pid, args)
-    finally:
-        stop(bare_proc)
+    gw = {k: _median(gws, k) for k in gws[0]}
+    bare = {k: _median(bares, k) for k in bares[0]}
     ratio = gw["rps"] / bare["rps"]
-    for name, r in (("gateway + bus + worker", gw), ("bare aiohttp hello", bare)):
-        print(f"{name:<24} {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-              f"p99 {r['p99_ms']:6.2f} ms  CPU {r['cpu_us_per_request']:5.0f} us/request  "
-              f"errors {r['non_2xx'] + r['socket_errors']:.0f}", flush=True)  # fmt: skip
+    print(f"medians of {args.rounds} interleaved rounds, {args.duration} s each, "
+          f"wrk -t{args.threads} -c{args.connections}:")  # fmt: skip
+    print(_line("gateway + bus + worker", gw))
+    print(_line("bare aiohttp hello", bare))
     print(f"ratio {ratio:.0%} of bare aiohttp's rate (target >= 40%); load average now "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)  # fmt: skip
     return {
+        "rounds": args.rounds,
         "duration_s": args.duration,
         "connections": args.connections,
         "threads": args.threads,
         "gateway_rps": round(gw["rps"]),
         "gateway_p50_ms": round(gw["p50_ms"], 2),
         "gateway_p99_ms": round(gw["p99_ms"], 2),
-        "gateway_errors": int(gw["non_2xx"] + gw["socket_errors"]),
+        "gateway_errors": int(sum(r["non_2xx"] + r["socket_errors"] for r in gws)),
         "gateway_cpu_us_per_request": round(gw["cpu_us_per_request"]),
+        "gateway_cpu_split_us": {
+            role: round(gw.get(f"cpu_us_{role}", 0.0)) for role in ("gateway", "worker", "redis")
+        },
         "bare_cpu_us_per_request": round(bare["cpu_us_per_request"]),
         "access_log": args.access_log,
         "bare_rps": round(bare["rps"]),
         "bare_p50_ms": round(bare["p50_ms"], 2),
         "bare_p99_ms": round(bare["p99_ms"], 2),
         "ratio": round(ratio, 3),
+        "round_ratios": [round(g["rps"] / b["rps"], 3) for g, b in zip(gws, bares, strict=True)],
     }
 
 
@@ -241,7 +308,8 @@ def _wait_listening(port: int, timeout_s: float = 30.0) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
+    ap.add_argument("--duration", type=int, default=8, help="seconds of each wrk run")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--access-log", action="store_true", help="keep the gateway's access log")

@@ -22,6 +22,7 @@ from .events import DeadLetter, after_failure, destination_record
 from .handler import ErrorInfo
 from .keys import GROUP, FunctionKeys, reply_expires
 from .publish import Publisher, Target
+from .redis_conn import PinnedConnection, first_error, pack, pack_xadd
 from .spec import DIRECT, FunctionSpec, Trigger
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Acker:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self._conn = PinnedConnection(redis)
         self._pending: dict[str, list[bytes]] = {}
         self._replies: list[tuple[str, bytes]] = []
         self._closing = False
@@ -70,15 +72,17 @@ class Acker:
         while self._pending:
             batch, self._pending = self._pending, {}
             replies, self._replies = self._replies, []
-            pipe = self.redis.pipeline(transaction=False)
+            chunks: list[bytes] = []  # one write: replies first, then their acks
             for reply_to, payload in replies:
-                pipe.xadd(reply_to, {"r": payload})
-            for reply_to in {r for r, _ in replies if reply_expires(r)}:
-                pipe.pexpire(reply_to, REPLY_TTL_MS)
+                chunks += pack_xadd(reply_to.encode(), b"r", payload)
+            expiring = {r for r, _ in replies if reply_expires(r)}
+            for reply_to in expiring:
+                chunks += pack("PEXPIRE", reply_to, REPLY_TTL_MS)
             for stream, ids in batch.items():
-                pipe.xack(stream, GROUP, *ids)
+                chunks += pack("XACK", stream, GROUP, *ids)
+            count = len(replies) + len(expiring) + len(batch)
             try:
-                await asyncio.shield(pipe.execute())
+                first_error(await asyncio.shield(self._conn.execute(chunks, count)))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -94,6 +98,7 @@ class Acker:
         if self._task:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.flush()
+        await self._conn.close()
 
 
 class Settler:

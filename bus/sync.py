@@ -1,8 +1,8 @@
 """Synchronous invocation, caller side: publish with ``reply_to``, await a future.
 
 One reader task per process reads the process's reply stream and resolves every
-waiting future, and publishes are coalesced into one pipeline per loop turn, so
-a thousand calls in flight cost two Redis connections, not a thousand.
+waiting future, and publishes are coalesced into one write per batch, so a
+thousand calls in flight cost two Redis connections, not a thousand.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from typing import Any, NamedTuple
 import msgpack
 from redis.asyncio import Redis
 
-from .coalesce import Coalescer
 from .envelope import Envelope, encode
 from .handler import ErrorInfo, Outcome
 from .keys import FunctionKeys, reply_stream
 from .publish import Publisher, Target
-from .redis_conn import connect, raw_reader
+from .redis_conn import PinnedConnection, connect, first_error, pack, pack_xadd, raw_reader
 from .spec import DIRECT
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,14 @@ def encode_reply(request_id: str, outcome: Outcome) -> bytes:
 
 
 class Invoker:
-    """Invokes functions of one stack from this process."""
+    """Invokes functions of one stack from this process.
+
+    Per call: one future, one timer and one packed XADD appended to the outbox.
+    The outbox goes out as one write on a connection the sender task keeps, and
+    the reply reader keeps its own; the reader trims what it has read in the same
+    round trip as its next read. A publish failure or the deadline resolves the
+    caller's future with the error, so a call costs no task and one wake-up.
+    """
 
     def __init__(self, redis_url: str, stack: str, *, process_id: str | None = None) -> None:
         self.stack = stack
@@ -65,9 +71,11 @@ class Invoker:
         self.reply_key = reply_stream(stack, process_id or f"{os.getpid()}-{os.urandom(4).hex()}")
         self.publisher = Publisher(self.redis, stack)
         self._futures: dict[str, asyncio.Future[InvokeResult]] = {}
-        self._outbox: Coalescer[tuple[str, bytes]] = Coalescer(self._send_batch)
+        self._outbox: list[tuple[bytes, bytes, asyncio.Future[InvokeResult]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._send_conn = PinnedConnection(self.redis)
         self._reader_task: asyncio.Task[None] | None = None
-        self._keys: dict[str, FunctionKeys] = {}
+        self._sync_keys: dict[str, bytes] = {}
 
     async def __aenter__(self) -> Invoker:
         return self
@@ -84,21 +92,25 @@ class Invoker:
             id=rid, source=SOURCE, type="Invoke", trigger=DIRECT.name, record=payload,
             time=now, first_seen=now, deadline=now + timeout_s, reply_to=self.reply_key,
         )  # fmt: skip
-        fut: asyncio.Future[InvokeResult] = asyncio.get_running_loop().create_future()
+        data = encode(env)  # before any bookkeeping: an unencodable payload just raises
+        stream = self._sync_keys.get(function)
+        if stream is None:
+            stream = self._sync_keys[function] = FunctionKeys(self.stack, function).sync.encode()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[InvokeResult] = loop.create_future()
         self._futures[rid] = fut
         if self._reader_task is None or self._reader_task.done():
             self._reader_task = asyncio.create_task(self._read_replies(), name="replies")
+        self._outbox.append((stream, data, fut))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send(), name="invokes")
+        timer = loop.call_at(loop.time() + timeout_s, _expire, fut, function, timeout_s)
         try:
-            keys = self._keys.get(function) or self._keys.setdefault(
-                function, FunctionKeys(self.stack, function)
-            )
-            await self._outbox.submit((keys.sync, encode(env)))
-            async with asyncio.timeout(timeout_s):
-                return await fut
-        except TimeoutError:
-            raise InvokeTimeout(f"{function}: no reply within {timeout_s:g} s") from None
+            return await fut
         finally:
-            self._futures.pop(rid, None)
+            timer.cancel()
+            if self._futures.get(rid) is fut:
+                del self._futures[rid]
 
     async def invoke_async(self, function: str, payload: Any,
                            request_id: str | None = None) -> str:  # fmt: skip
@@ -110,34 +122,56 @@ class Invoker:
         await self.publisher.publish([env], [Target(function, DIRECT)])
         return rid
 
-    async def _send_batch(self, items: list[tuple[str, bytes]]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for stream, payload in items:
-            pipe.xadd(stream, {"d": payload})
-        await pipe.execute()
+    async def _send(self) -> None:
+        """Send the outbox, one write per batch, until it stays empty."""
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                chunks: list[bytes] = []
+                for stream, data, _ in batch:
+                    chunks += pack_xadd(stream, b"d", data)
+                try:
+                    replies = await self._send_conn.execute(chunks, len(batch))
+                except Exception as exc:
+                    replies = [exc] * len(batch)
+                for reply, (_, _, fut) in zip(replies, batch, strict=True):
+                    if isinstance(reply, Exception) and not fut.done():
+                        fut.set_exception(reply)
+        finally:
+            self._sender = None
 
     async def _read_replies(self) -> None:
+        conn = PinnedConnection(self.reader)
+        key = self.reply_key.encode()
         last = b"0-0"
-        while True:
-            try:
-                reply = await self.reader.xread({self.reply_key: last}, count=1000, block=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("reading replies failed (%s); retrying", exc)
-                await asyncio.sleep(0.2)
-                continue
-            if not reply:
-                continue
-            streams: Any = reply.items() if isinstance(reply, dict) else reply
-            for _, entries in streams:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    self._resolve(fields)
-            try:
-                await self.redis.xtrim(self.reply_key, minid=last, approximate=False)
-            except Exception as exc:  # trimming is housekeeping; the next read retries it
-                log.warning("trimming %s failed (%s)", self.reply_key, exc)
+        trim = False
+        try:
+            while True:
+                chunks = pack("XTRIM", key, "MINID", last) if trim else []
+                chunks += pack("XREAD", "COUNT", 1000, "BLOCK", 1000, "STREAMS", key, last)
+                try:
+                    replies = await conn.execute(chunks, 2 if trim else 1)
+                    first_error(replies[-1:])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("reading replies failed (%s); retrying", exc)
+                    await asyncio.sleep(0.2)
+                    continue
+                if trim and isinstance(replies[0], Exception):
+                    # trimming is housekeeping; the next read retries it
+                    log.warning("trimming %s failed (%s)", self.reply_key, replies[0])
+                reply = replies[-1]
+                trim = bool(reply)
+                if not reply:
+                    continue
+                streams: Any = reply.items() if isinstance(reply, dict) else reply
+                for _, entries in streams:
+                    for entry_id, fields in entries:
+                        last = entry_id
+                        self._resolve(fields)
+        finally:
+            await conn.close()
 
     def _resolve(self, fields: list[bytes]) -> None:
         try:
@@ -150,12 +184,19 @@ class Invoker:
             fut.set_result(InvokeResult(rid, status, payload))
 
     async def close(self) -> None:
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            await asyncio.gather(self._reader_task, return_exceptions=True)
+        for task in (self._reader_task, self._sender):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for fut in self._futures.values():
             if not fut.done():
                 fut.set_exception(InvokeTimeout("the invoker was closed"))
+        await self._send_conn.close()
         await self.redis.delete(self.reply_key)
         await self.reader.aclose()
         await self.redis.aclose()
+
+
+def _expire(fut: asyncio.Future[InvokeResult], function: str, timeout_s: float) -> None:
+    if not fut.done():
+        fut.set_exception(InvokeTimeout(f"{function}: no reply within {timeout_s:g} s"))

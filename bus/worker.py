@@ -29,7 +29,7 @@ from .invocation import FunctionInvoker, make_runner, new_request_id
 from .keys import GROUP, FunctionKeys
 from .lanes import Lanes
 from .publish import Publisher
-from .redis_conn import connect, ensure_group, raw_reader
+from .redis_conn import PinnedConnection, connect, ensure_group, first_error, pack, raw_reader
 from .runtime_env import function_arn
 from .settle import Acker, Settler
 from .spec import FunctionSpec, Stack, Trigger
@@ -163,7 +163,15 @@ class Worker:
     # -- reading ---------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        streams: Any = {self.keys.sync: ">", self.keys.stream: ">"}
+        conn = PinnedConnection(self.reader)
+        try:
+            await self._read_from(conn)
+        finally:
+            await conn.close()
+
+    async def _read_from(self, conn: PinnedConnection) -> None:
+        head = ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT")
+        tail = ("BLOCK", self.block_ms, "STREAMS", self.keys.sync, self.keys.stream, ">", ">")
         while not self.stopping:
             free = self.max_inflight - self.lanes.busy
             if free <= 0:
@@ -172,9 +180,9 @@ class Worker:
                 continue
             count = min(self.read_count, free * self.max_batch)
             try:
-                reply = await self.reader.xreadgroup(
-                    GROUP, self.consumer, streams, count=count, block=self.block_ms
-                )
+                replies = await conn.execute(pack(*head, count, *tail), 1)
+                first_error(replies)
+                reply = replies[0]
             except (RedisError, OSError) as exc:
                 # Redis restarted, failed over or dropped us: keep trying, recreating the
                 # groups if the streams came back empty (NOGROUP).

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from bus.sync import Invoker, InvokeTimeout
 
@@ -132,8 +131,8 @@ class Dispatcher:
         except Exception:
             log.exception("%s %s: gateway failure", request.method, request.path)
             answer = refusal(kind, "integration_failed")
-        headers = CIMultiDict(answer.headers)
-        headers.extend((ids or _request_ids(kind))[1])
+        # web.Response copies the pairs into its own CIMultiDict (repeats kept)
+        headers = [*answer.headers, *(ids or _request_ids(kind))[1]]
         response = web.Response(status=answer.status, body=answer.body, headers=headers)
         if request.body_exists and not request.content.is_eof():
             response.force_close()  # refused unread: the leftover body can't be reused
@@ -192,11 +191,17 @@ class Dispatcher:
             req.query()
         except ValueError:  # UnicodeDecodeError too
             raise Denied("bad_request", "the query string is not valid UTF-8 form data") from None
-        grant, api_key = await self.authorizers.check(req, found, route.auth, request_id)
-        await _continue(request)
-        body = await read_body(request, MAX_BODY_BYTES, self.body_timeout_s)
-        if body:
-            req = dataclasses.replace(req, body=body)
+        auth = route.auth
+        grant, api_key = (
+            await self.authorizers.check(req, found, auth, request_id)
+            if auth.authorizer is not None or auth.api_key_required
+            else (None, None)
+        )
+        if request.body_exists:
+            await _continue(request)
+            body = await read_body(request, MAX_BODY_BYTES, self.body_timeout_s)
+            if body:
+                req = dataclasses.replace(req, body=body)
         if route.payload_version == "2.0":
             event = build_v2(req, found, request_id, grant=grant)
         else:

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 ACCOUNT = "123456789012"
 SYNC_TIMEOUT_S = 300.0
 """StartSyncExecution waits at most as long as an EXPRESS execution may run (5 minutes)."""
-_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,80}$")
+_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
+"""AWS's naming rule: no whitespace, brackets, wildcards, these specials, control chars."""
+MAX_ERROR, MAX_CAUSE = 256, 32768
+"""SendTaskFailure's and StopExecution's limits on ``error`` and ``cause`` (AWS)."""
 
 
 def execution_id(arn: str) -> str:
@@ -45,9 +48,35 @@ def _require(body: dict[str, Any], key: str) -> str:
 
 
 def _name(value: str, what: str) -> str:
-    if not _NAME.match(value):
+    if not 1 <= len(value) <= 80 or _FORBIDDEN.search(value):
         raise JsonApiError("InvalidName", f"Invalid {what} name: {value!r}")
     return value
+
+
+def _optional_text(body: dict[str, Any], key: str, limit: int) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise JsonApiError("ValidationException", f"1 validation error detected: Value at "
+                           f"'{key}' failed to satisfy constraint: Member must be a string "
+                           f"of length less than or equal to {limit}")  # fmt: skip
+    return value
+
+
+def _count(body: dict[str, Any], key: str, default: int, high: int) -> int:
+    """``maxResults`` (0 = the default) and the ``nextToken`` offsets we hand out."""
+    value = body.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if isinstance(value, bool) or not 0 <= number <= high:
+        raise JsonApiError("ValidationException" if key == "maxResults" else "InvalidToken",
+                           f"Invalid value for '{key}': {str(value)[:100]!r}")  # fmt: skip
+    return number or default
 
 
 def _describe(meta: dict[str, Any]) -> dict[str, Any]:
@@ -150,9 +179,10 @@ class StepFunctionsApi:
                 "definition": await self.store.put_definition(machine["definition"]),
                 "start_date": datetime.fromtimestamp(now, UTC).isoformat(
                     timespec="milliseconds").replace("+00:00", "Z")}  # fmt: skip
-        if not await self.store.create_execution(meta):
+        stored = await self.store.create_execution(meta)
+        if stored is None:
             raise JsonApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'")
-        return machine, meta
+        return machine, stored
 
     async def start_execution(self, body: dict[str, Any], _: Any = None) -> dict[str, Any]:
         _, meta = await self._start(body)
@@ -188,8 +218,8 @@ class StepFunctionsApi:
 
     async def get_execution_history(self, body: dict[str, Any], _: Any = None) -> dict[str, Any]:
         meta = await self._execution(_require(body, "executionArn"))
-        limit = int(body.get("maxResults") or 1000)
-        offset = int(body.get("nextToken") or 0)
+        limit = _count(body, "maxResults", 1000, 1000)
+        offset = _count(body, "nextToken", 0, 10**9)
         events = await self.store.history(meta["eid"], 0, 1_000_000)
         if body.get("reverseOrder"):
             events.reverse()
@@ -201,8 +231,8 @@ class StepFunctionsApi:
 
     async def list_executions(self, body: dict[str, Any], _: Any = None) -> dict[str, Any]:
         machine = await self._machine(_require(body, "stateMachineArn"))
-        limit = int(body.get("maxResults") or 100)
-        offset = int(body.get("nextToken") or 0)
+        limit = _count(body, "maxResults", 100, 1000)
+        offset = _count(body, "nextToken", 0, 10**9)
         wanted = body.get("statusFilter")
         out = []
         for eid in await self.store.execution_ids(machine["name"], 10_000):
@@ -219,9 +249,11 @@ class StepFunctionsApi:
 
     async def stop_execution(self, body: dict[str, Any], _: Any = None) -> dict[str, Any]:
         meta = await self._execution(_require(body, "executionArn"))
+        error = _optional_text(body, "error", MAX_ERROR)
+        cause = _optional_text(body, "cause", MAX_CAUSE)
         if meta["status"] == "RUNNING":
-            await self.store.enqueue(meta["eid"], {"type": "stop", "error": body.get("error"),
-                                                   "cause": body.get("cause")})  # fmt: skip
+            await self.store.enqueue(meta["eid"], {"type": "stop", "error": error,
+                                                   "cause": cause})  # fmt: skip
         return {"stopDate": time.time()}
 
     # -- task tokens ---------------------------------------------------------------------
@@ -234,7 +266,7 @@ class StepFunctionsApi:
         doc = await self.store.load(eid) if re.fullmatch(r"[0-9a-f]{32}", eid) else None
         engine = (doc or {}).get("engine") or {}
         pending = engine.get("pending", {}).get(token)
-        if pending is None or pending.get("kind") != "task":
+        if pending is None or pending.get("kind") != "task" or not pending.get("callback"):
             raise JsonApiError("TaskDoesNotExist", "Task Does Not Exist")
         return eid, token
 
@@ -251,15 +283,11 @@ class StepFunctionsApi:
         return {}
 
     async def send_task_failure(self, body: dict[str, Any], _: Any = None) -> dict[str, Any]:
+        error = _optional_text(body, "error", MAX_ERROR)
+        cause = _optional_text(body, "cause", MAX_CAUSE)
         eid, token = await self._token(body)
         await self.store.enqueue(
-            eid,
-            {
-                "type": "task_failed",
-                "token": token,
-                "error": body.get("error"),
-                "cause": body.get("cause"),
-            },
+            eid, {"type": "task_failed", "token": token, "error": error, "cause": cause}
         )
         return {}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import random
+import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,15 @@ from .states import RUNNERS, lambda_result
 
 Doc = dict[str, Any]
 
+MAX_HISTORY_EVENTS = 25_000
+"""AWS fails an execution whose history reaches 25,000 events (a hard quota)."""
+HISTORY_LIMIT_CAUSE = (
+    f"The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS})."
+)
+MAX_STATES_PER_TRANSITION = 500
+"""States one transition runs at most; the rest continue in the next transition (a
+``continue`` command), so one commit never blocks its executor for long."""
+
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -38,6 +48,8 @@ class Transition:
     doc: Doc
     commands: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    states: int = 0
+    """How many states this transition ran."""
 
 
 class Engine:
@@ -73,32 +85,66 @@ class Engine:
             run.timer(now + float(self.definition["TimeoutSeconds"]), None, "exec_timeout")
         root = run.new_frame(None, [], doc["lang"], input, {})
         run.enter(root, self.definition["StartAt"], input)
-        run.drain()
+        run.guarded(run.drain)
         return run.result()
 
-    def step(self, doc: Doc, event: dict[str, Any], now: float) -> Transition:
-        """Apply one event; an event for a token that is not pending changes nothing."""
+    def step(self, doc: Doc, event: dict[str, Any], now: float, *, copy_doc: bool = True,
+             max_states: int = MAX_STATES_PER_TRANSITION) -> Transition:  # fmt: skip
+        """Apply one event; an event for a token that is not pending changes nothing.
+
+        ``copy_doc=False`` changes ``doc`` in place (a caller applying many events
+        copies once, not once per event); ``max_states`` lets such a caller share one
+        budget of states among them (at least one state runs, so work always moves).
+        """
         if doc["status"] != "RUNNING":
             return Transition(doc)
-        run = _Run(self, copy.deepcopy(doc), now)
-        run.apply(event)
-        run.drain()
+        run = _Run(self, copy.deepcopy(doc) if copy_doc else doc, now, max(1, max_states))
+        run.ready.extend(run.doc.pop("ready", ()))
+        run.guarded(lambda: run.apply(event, then_drain=True))
+        return run.result()
+
+    def abort_unstarted(self, now: float, error: str | None, cause: str | None) -> Transition:
+        """StopExecution of an execution whose start was not applied yet: it ends ABORTED
+        without running a state (its later ``start`` then finds a finished document)."""
+        doc: Doc = {"status": "RUNNING", "seq": 0, "event_id": 0, "prefix": "", "frames": {},
+                    "pending": {}, "start": now}  # fmt: skip
+        run = _Run(self, doc, now)
+        run.finish("ABORTED", error=error, cause=cause)
         return run.result()
 
 
 class _Run:
     """One transition in progress: the document being changed and what it emits."""
 
-    def __init__(self, engine: Engine, doc: Doc, now: float) -> None:
+    def __init__(self, engine: Engine, doc: Doc, now: float,
+                 budget: int = MAX_STATES_PER_TRANSITION) -> None:  # fmt: skip
         self.engine = engine
         self.doc = doc
         self.now = now
+        self.budget = budget
+        self.ran = 0
         self.ready: deque[str] = deque()
         self.commands: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
 
     def result(self) -> Transition:
-        return Transition(self.doc, self.commands, self.events)
+        return Transition(self.doc, self.commands, self.events, self.ran)
+
+    def guarded(self, work: Any) -> None:
+        """Run ``work``; a defect (not an ASL error) fails the execution with States.Runtime
+        instead of escaping and leaving its work entry to be retried forever."""
+        try:
+            work()
+        except Exception as exc:  # any defect ends this execution only
+            if isinstance(exc, StatesError):
+                error, cause = exc.error, exc.cause
+            else:
+                error, cause = E.RUNTIME, f"Internal error: {type(exc).__name__}: {exc}"
+            self.ready.clear()
+            self.commands = [c for c in self.commands if c["type"] == "cancel_timer"]
+            self.doc.update(status="RUNNING")
+            self.doc.pop("output", None)
+            self.finish("FAILED", error=error, cause=(cause or "")[:32768] or None)
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -112,11 +158,22 @@ class _Run:
         self.doc["seq"] += 1
         return f"{self.doc['prefix']}{self.doc['seq']}"
 
+    def callback_token(self) -> str:
+        """A task token handed to the outside world: unguessable, so only its holder can
+        complete the task (AWS tokens are opaque too)."""
+        return f"{self.token()}.{secrets.token_urlsafe(16)}"
+
     def timer(self, due: float, fid: str | None, kind: str, **extra: Any) -> str:
         tok = self.token()
         self.doc["pending"][tok] = {"frame": fid, "kind": kind, **extra}
         self.commands.append({"type": "timer", "token": tok, "due": due})
         return tok
+
+    def drop(self, tok: str | None) -> None:
+        """Forget a pending token; a timer's entry is removed from the timer set too."""
+        pending = self.doc["pending"].pop(tok, None) if tok else None
+        if pending is not None and pending["kind"] != "task":
+            self.commands.append({"type": "cancel_timer", "token": tok})
 
     def new_frame(self, parent: str | None, loc: list[Any], lang: str, input: Any,
                   variables: dict[str, Any], **extra: Any) -> Doc:  # fmt: skip
@@ -154,9 +211,19 @@ class _Run:
         self.ready.append(frame["id"])
 
     def drain(self) -> None:
+        """Run ready frames, up to the per-transition cap and the history quota."""
         while self.ready and self.doc["status"] == "RUNNING":
+            if self.doc["event_id"] >= MAX_HISTORY_EVENTS - 1:
+                self.finish("FAILED", error=E.RUNTIME, cause=HISTORY_LIMIT_CAUSE)
+                return
+            if self.ran >= self.budget:
+                self.doc["ready"] = list(self.ready)
+                self.ready.clear()
+                self.commands.append({"type": "continue"})
+                return
             frame = self.doc["frames"].get(self.ready.popleft())
             if frame is not None and frame["status"] == "RUN":
+                self.ran += 1
                 self.execute(frame)
 
     def execute(self, frame: Doc) -> None:
@@ -209,6 +276,10 @@ class _Run:
 
     def finish(self, status: str, *, output: Any = None, error: str | None = None,
                cause: str | None = None) -> None:  # fmt: skip
+        for tok in list(self.doc["pending"]):
+            self.drop(tok)
+        self.doc.pop("ready", None)
+        self.commands = [c for c in self.commands if c["type"] != "continue"]
         self.doc.update(status=status, end=self.now, frames={}, pending={})
         result: dict[str, Any] = {"type": "finished", "status": status}
         if status == "SUCCEEDED":
@@ -272,7 +343,12 @@ class _Run:
 
     # -- events ----------------------------------------------------------------------------
 
-    def apply(self, event: dict[str, Any]) -> None:
+    def apply(self, event: dict[str, Any], *, then_drain: bool = False) -> None:
+        self._apply_event(event)
+        if then_drain:
+            self.drain()
+
+    def _apply_event(self, event: dict[str, Any]) -> None:
         kind, tok = event.get("type"), event.get("token")
         if kind == "stop":
             self.finish("ABORTED", error=event.get("error"), cause=event.get("cause"))
@@ -283,7 +359,7 @@ class _Run:
         frame = self.doc["frames"].get(pending["frame"]) if pending["frame"] else None
         if kind == "task_heartbeat":
             if pending["kind"] == "task" and frame and frame.get("heartbeat_s"):
-                self.doc["pending"].pop(frame.pop("hb_timer", None), None)
+                self.drop(frame.pop("hb_timer", None))
                 frame["hb_timer"] = self.timer(self.now + frame["heartbeat_s"], frame["id"],
                                                "heartbeat")  # fmt: skip
             return
@@ -321,9 +397,7 @@ class _Run:
 
     def end_task(self, frame: Doc) -> None:
         for key in ("task", "to_timer", "hb_timer"):
-            tok = frame.pop(key, None)
-            if tok:
-                self.doc["pending"].pop(tok, None)
+            self.drop(frame.pop(key, None))
         frame["status"] = "RUN"
 
     def task_done(self, frame: Doc, spec: dict[str, Any], scope: Scope, result: Any) -> None:

@@ -46,6 +46,10 @@ def matches(error_equals: list[str], error: str | None) -> bool:
             return True
         if name == TIMEOUT and error == HEARTBEAT_TIMEOUT:
             return True
-        if name == TASK_FAILED and error != TIMEOUT and error != HEARTBEAT_TIMEOUT:
-            return not error.startswith("States.") or error == TASK_FAILED
+        if (
+            name == TASK_FAILED
+            and error not in (TIMEOUT, HEARTBEAT_TIMEOUT)
+            and not error.startswith("States.")
+        ):
+            return True
     return False

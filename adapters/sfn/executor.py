@@ -24,21 +24,18 @@ from typing import Any
 import msgpack
 from redis.asyncio import Redis
 
-from bus.envelope import Envelope, encode
-from bus.keys import GROUP, FunctionKeys
-from bus.publish import Publisher, Target
+from bus.keys import GROUP
 from bus.redis_conn import connect, ensure_group, raw_reader
-from bus.spec import DIRECT
 
 from . import metrics
-from .engine import Engine
-from .store import DONE_TTL_S, RETENTION_S, ExecutionStore, dumps
+from .commands import CommandIssuer
+from .engine import MAX_STATES_PER_TRANSITION, Engine
+from .store import ExecutionStore, dumps
 
 log = logging.getLogger(__name__)
 
-SOURCE = "lambdabus:states"
-NO_DEADLINE_S = 366 * 86400.0
-"""A Task without TimeoutSeconds waits as long as AWS lets an execution run (a year)."""
+MAX_DELIVERIES = 10
+"""A work entry delivered more often than this is poison: logged, counted and dropped."""
 
 ORPHAN_AFTER_S = 5.0
 """Outbox commands older than this (or than the reclaim idle time) lost their executor."""
@@ -56,8 +53,24 @@ return #due
 
 
 def execution_of(token: str) -> str:
-    """Tokens are ``<execution id>.<sequence>``."""
-    return token.rsplit(".", 1)[0]
+    """Tokens are ``<execution id>.<sequence>[.<secret>]``."""
+    return token.split(".", 1)[0]
+
+
+def _is_nogroup(exc: Exception) -> bool:
+    return "NOGROUP" in str(exc)
+
+
+def _marshal_error(payload: Any, request_id: str) -> tuple[str, str] | None:
+    """A result that is not JSON fails the task as Lambda's runtime does."""
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError) as exc:
+        msg = f"Unable to marshal response: {exc}"
+        return "Runtime.MarshalError", json.dumps({"errorMessage": msg,
+            "errorType": "Runtime.MarshalError", "requestId": request_id,
+            "stackTrace": []})  # fmt: skip
+    return None
 
 
 def lambda_error(payload: Any, request_id: str) -> tuple[str, str]:
@@ -82,11 +95,11 @@ class Executor:
         self.reader: Redis = raw_reader(redis_url)
         self.store = ExecutionStore(self.redis, stack)
         self.keys = self.store.keys
-        self.publisher = Publisher(self.redis, stack)
         self.consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
         self.claim_idle_ms = claim_idle_ms
         self.timer_poll_s = timer_poll_s
         self.functions = functions
+        self.commands = CommandIssuer(self.redis, stack, functions)
         self.batch = batch
         self.clock = clock
         self._engines: dict[str, Engine] = {}
@@ -142,6 +155,7 @@ class Executor:
                 raise
             except Exception as exc:
                 log.warning("reading the work stream failed (%s); retrying", exc)
+                await self._recover(exc)
                 await asyncio.sleep(0.5)
                 continue
             if self._stopping.is_set():
@@ -162,6 +176,7 @@ class Executor:
             await asyncio.sleep(interval)
             cursor: Any = "0-0"
             try:
+                await self._drop_poison()
                 while True:
                     reply = await self.reader.xautoclaim(
                         self.keys.work, GROUP, self.consumer, self.claim_idle_ms,
@@ -177,6 +192,37 @@ class Executor:
                 raise
             except Exception as exc:
                 log.warning("reclaiming work failed (%s)", exc)
+                await self._recover(exc)
+
+    async def _recover(self, exc: Exception) -> None:
+        """The consumer group is gone (Redis restarted empty, the stream was deleted):
+        create it again, as the function workers do."""
+        if not _is_nogroup(exc):
+            return
+        try:
+            await ensure_group(self.redis, self.keys.work)
+        except Exception as again:  # retried on the next failure
+            log.warning("recreating the work stream's group failed (%s)", again)
+
+    async def _drop_poison(self) -> None:
+        """Dead-letter entries delivered more than MAX_DELIVERIES times: log, count, drop,
+        so one entry that always fails can't be retried forever."""
+        pending = await self.redis.xpending_range(
+            self.keys.work, GROUP, min="-", max="+", count=self.batch, idle=self.claim_idle_ms
+        )
+        ids = [p["message_id"] for p in pending
+               if int(p["times_delivered"]) > MAX_DELIVERIES
+               and p["message_id"] not in self._held]  # fmt: skip
+        if not ids:
+            return
+        for entry_id in ids:
+            log.error("work entry %s delivered more than %d times: dropped", entry_id,
+                      MAX_DELIVERIES)  # fmt: skip
+        metrics.DEAD_LETTERED.inc(len(ids))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xack(self.keys.work, GROUP, *ids)
+        pipe.xdel(self.keys.work, *ids)
+        await pipe.execute()
 
     async def _timer_loop(self) -> None:
         while not self._stopping.is_set():
@@ -226,9 +272,16 @@ class Executor:
             self._held.add(entry_id)
         try:
             done = await asyncio.gather(*(self.advance(eid, evs)
-                                          for eid, evs in by_execution.items()))  # fmt: skip
-            ids = orphans + [i for eid, ok in zip(by_execution, done, strict=True) if ok
-                             for i in entry_ids[eid]]  # fmt: skip
+                                          for eid, evs in by_execution.items()),
+                                        return_exceptions=True)  # fmt: skip
+            ids = list(orphans)
+            for eid, ok in zip(by_execution, done, strict=True):
+                if isinstance(ok, asyncio.CancelledError):
+                    raise ok
+                if isinstance(ok, BaseException):  # left pending: retried, then dead-lettered
+                    log.error("advancing execution %s failed: %r", eid, ok)
+                elif ok:
+                    ids += entry_ids[eid]
             if ids:
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.xack(self.keys.work, GROUP, *ids)
@@ -247,10 +300,11 @@ class Executor:
             if b"r" in pairs:
                 rid, status, payload = msgpack.unpackb(pairs[b"r"], raw=False,
                                                        strict_map_key=False)  # fmt: skip
-                if status == "success":
+                marshal = _marshal_error(payload, rid) if status == "success" else None
+                if status == "success" and marshal is None:
                     return {"e": execution_of(rid), "type": "task_succeeded", "token": rid,
                             "result": payload}  # fmt: skip
-                error, cause = lambda_error(payload, rid)
+                error, cause = marshal or lambda_error(payload, rid)
                 return {"e": execution_of(rid), "type": "task_failed", "token": rid,
                         "error": error, "cause": cause}  # fmt: skip
         except Exception:
@@ -325,7 +379,8 @@ class Executor:
             leftover = await self.store.outbox(eid)
             if not leftover:
                 return True
-            if all(cmd.get("at", 0) < time.time() - orphan_after_s for cmd in leftover.values()):
+            now = await self.store.server_time()  # "at" is Redis time too: no clock skew
+            if all(cmd.get("at", 0) < now - orphan_after_s for cmd in leftover.values()):
                 await self._issue(eid, leftover)
                 return True
             await asyncio.sleep(ADOPT_POLL_S)
@@ -337,9 +392,13 @@ class Executor:
         state = doc["engine"]
         commands: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
+        changed = False
+        budget = MAX_STATES_PER_TRANSITION
         for event in events:
-            if event.get("type") == "start":
-                if state is not None:
+            if event.get("type") == "stop" and state is None:
+                tr = engine.abort_unstarted(now, event.get("error"), event.get("cause"))
+            elif event.get("type") == "start":
+                if state is not None or meta.get("status", "RUNNING") != "RUNNING":
                     continue
                 tr = engine.start(
                     meta["input"],
@@ -354,14 +413,17 @@ class Executor:
                 )
             elif state is None:
                 continue
-            else:
-                tr = engine.step(state, event, now)
+            else:  # ``doc`` was parsed for this attempt alone: changed in place, no copy
+                tr = engine.step(state, event, now, copy_doc=False, max_states=budget)
+            budget -= tr.states  # one commit runs about MAX_STATES_PER_TRANSITION states
             if tr.commands or tr.history:
-                state = tr.doc
-                commands += tr.commands
+                state, changed = tr.doc, True
+                commands += [c for c in tr.commands if c["type"] != "continue"]
                 history += tr.history
-        if state is doc["engine"]:
+        if not changed:
             return None
+        if state.get("ready"):  # states left over: one more entry carries them on
+            commands.append({"type": "continue"})
         meta = {**meta, "status": state["status"]}
         if state["status"] != "RUNNING":
             meta["stop"] = now
@@ -373,56 +435,4 @@ class Executor:
     # -- commands --------------------------------------------------------------------------
 
     async def _issue(self, eid: str, outbox: dict[str, dict[str, Any]]) -> None:
-        """Carry out committed commands and drop them from the outbox in one pipeline.
-
-        Redis runs a pipeline's commands in order, so the outbox entries go only after
-        the writes they stand for: an executor killed before the pipeline was sent
-        leaves them for the next one to issue (nothing lost, nothing doubled); only a
-        kill while the pipeline is being written can make a command run twice.
-        """
-        pipe = self.redis.pipeline(transaction=False)
-        for cmd in outbox.values():
-            kind = cmd["type"]
-            if kind == "timer":
-                member = dumps({"e": eid, "type": "timer", "token": cmd["token"]})
-                pipe.zadd(self.keys.timers, {member: cmd["due"]})
-            elif kind == "invoke":
-                await self._invoke(eid, cmd, pipe)
-            elif kind == "finished":
-                keys = self.keys.execution(eid)
-                pipe.xadd(keys["done"], {"s": cmd["status"]})
-                pipe.expire(keys["done"], DONE_TTL_S)
-                for key in ("doc", "history"):
-                    pipe.expire(keys[key], RETENTION_S)
-        if outbox:
-            pipe.hdel(self.keys.execution(eid)["outbox"], *outbox)
-            await pipe.execute()
-
-    async def _invoke(self, eid: str, cmd: dict[str, Any], pipe: Any) -> None:
-        function, token = cmd.get("function"), cmd["token"]
-        refusal = None
-        if function is None:
-            refusal = ("States.Runtime", f"lambdabus runs only Lambda tasks; {cmd['resource']!r} "
-                       "is not supported")  # fmt: skip
-        elif self.functions is not None and function not in self.functions:
-            refusal = (
-                "Lambda.ResourceNotFoundException",
-                f"Function not found: {function} (not a function of stack {self.stack})",
-            )
-        if refusal is not None:  # a duplicate of this event is ignored: its token is settled
-            pipe.xadd(self.keys.work, {"ev": dumps({"e": eid, "type": "task_failed",
-                      "token": token, "error": refusal[0], "cause": refusal[1]})})  # fmt: skip
-            return
-        now = time.time()
-        assert function is not None
-        if cmd.get("callback"):  # published through the dedupe script: re-issuing is harmless
-            env = Envelope(id=token, source=SOURCE, type="Invoke", trigger=DIRECT.name,
-                           record=cmd["payload"], time=now, first_seen=now)  # fmt: skip
-            await self.publisher.publish([env], [Target(function, DIRECT)])
-            return
-        env = Envelope(
-            id=token, source=SOURCE, type="Invoke", trigger=DIRECT.name, record=cmd["payload"],
-            time=now, first_seen=now, deadline=now + (cmd.get("timeout_s") or NO_DEADLINE_S),
-            reply_to=self.keys.work,
-        )  # fmt: skip
-        pipe.xadd(FunctionKeys(self.stack, function).sync, {"d": encode(env)})
+        await self.commands.issue(eid, outbox)

@@ -174,4 +174,4 @@ def cancel_children(run: _Run, frame: Doc) -> None:
     frame["fan"]["kids"] = {}
     pending = run.doc["pending"]
     for tok in [t for t, p in pending.items() if p.get("frame") in gone]:
-        del pending[tok]
+        run.drop(tok)

@@ -22,6 +22,10 @@ TRANSITIONS = Counter(
     "lambdabus_sfn_state_transitions", "States entered by workflow executions.", ["state_machine"]
 )
 RECLAIMED = Counter("lambdabus_sfn_work_reclaimed", "Work entries taken over from a dead executor.")
+DEAD_LETTERED = Counter(
+    "lambdabus_sfn_work_dead_lettered",
+    "Work entries dropped after too many failed deliveries (logged with their id).",
+)
 
 
 def observe(meta: dict[str, Any], history: list[dict[str, Any]]) -> None:

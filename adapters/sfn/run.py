@@ -67,6 +67,8 @@ def _collect(tr: Transition, timers: list[tuple[float, int, str]],
             return out
         if cmd["type"] == "timer":
             heapq.heappush(timers, (cmd["due"], len(timers) + len(events), cmd["token"]))
+        elif cmd["type"] == "continue":  # the transition hit its cap of states: go on
+            events.append({"type": "continue"})
         elif cmd["type"] == "invoke":
             if echo:
                 events.append({"type": "task_succeeded", "token": cmd["token"],

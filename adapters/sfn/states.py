@@ -99,9 +99,9 @@ def run_wait(run: _Run, frame: Doc, spec: dict[str, Any], scope: Scope) -> None:
 
 def run_task(run: _Run, frame: Doc, spec: dict[str, Any], scope: Scope) -> None:
     effective = scope.effective_input()
-    tok = run.token()
     resource = spec["Resource"]
     callback = resource.endswith(".waitForTaskToken")
+    tok = run.callback_token() if callback else run.token()
     ctx = run.context(frame, Task={"Token": tok}) if callback else scope.context
     payload = scope.arguments(effective, ctx)
     if len(compact(payload).encode()) > MAX_INPUT_BYTES:
@@ -110,7 +110,7 @@ def run_task(run: _Run, frame: Doc, spec: dict[str, Any], scope: Scope) -> None:
     function, body = _target(resource, payload, spec)
     timeout_s = seconds_field(spec, scope, effective, "TimeoutSeconds")
     heartbeat_s = seconds_field(spec, scope, effective, "HeartbeatSeconds")
-    run.doc["pending"][tok] = {"frame": frame["id"], "kind": "task"}
+    run.doc["pending"][tok] = {"frame": frame["id"], "kind": "task", "callback": callback}
     frame.update(status="WAIT", task=tok, heartbeat_s=heartbeat_s)
     run.history("TaskScheduled", taskScheduledEventDetails={
         "resourceType": "lambda", "resource": resource, "region": "",

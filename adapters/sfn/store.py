@@ -11,6 +11,7 @@ between re-issues them (at least once), never loses them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -27,6 +28,8 @@ DONE_TTL_S = 600
 """How long the "finished" notice of an execution stays for synchronous waiters."""
 RETENTION_S = 90 * 86400
 """How long a finished execution and its history are kept (AWS: 90 days)."""
+WAIT_POLL_MAX_S = 0.2
+"""Longest pause between two looks of a synchronous waiter at an execution's end."""
 
 
 def dumps(value: Any) -> str:
@@ -80,19 +83,35 @@ class ExecutionStore:
 
     # -- executions ----------------------------------------------------------------------
 
-    async def create_execution(self, meta: dict[str, Any]) -> bool:
-        """Persist a new execution and queue its start; False if that name was used."""
+    async def server_time(self) -> float:
+        """Redis's clock: one clock for every executor, whatever their hosts' clocks say."""
+        sec, usec = await self.redis.time()
+        return float(sec) + float(usec) / 1e6
+
+    async def create_execution(self, meta: dict[str, Any]) -> dict[str, Any] | None:
+        """Persist a new execution and queue its start; returns the execution's meta.
+
+        A retry (same name, same input, still RUNNING: a client whose reply was lost)
+        gets the original meta and queues ``start`` again, which closes the hole of an
+        API process dying between the two writes; a duplicate start changes nothing.
+        None: the name is taken by a different or finished execution.
+        """
         keys = self.keys.execution(meta["eid"])
         doc = {"v": 0, "meta": meta, "engine": None}
         if not await self.redis.set(keys["doc"], dumps(doc), nx=True):
-            return False
+            existing = await self.load(meta["eid"])
+            old = (existing or {}).get("meta") or {}
+            if old.get("status") != "RUNNING" or old.get("input_text") != meta["input_text"]:
+                return None
+            await self.enqueue(meta["eid"], {"type": "start"})
+            return dict(old)
         pipe = self.redis.pipeline(transaction=False)
         for index in (self.keys.executions, self.keys.machine_executions(meta["machine_name"])):
             pipe.zadd(index, {meta["eid"]: meta["start"]})
             pipe.zremrangebyscore(index, "-inf", meta["start"] - RETENTION_S)
         pipe.xadd(self.keys.work, {"ev": dumps({"e": meta["eid"], "type": "start"})})
         await pipe.execute()
-        return True
+        return meta
 
     async def load(self, eid: str) -> Doc | None:
         raw = await self.redis.get(self.keys.execution(eid)["doc"])
@@ -128,6 +147,7 @@ class ExecutionStore:
         committed document and the outbox entries written, or None.
         """
         keys = self.keys.execution(eid)
+        at = await self.server_time()  # lets executors tell orphaned commands from fresh ones
         for _ in range(50):
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
@@ -142,7 +162,6 @@ class ExecutionStore:
                         return None
                     new_doc, history, commands = change
                     new_doc["v"] = doc["v"] + 1
-                    at = time.time()  # lets executors tell orphaned commands from fresh ones
                     out = {f"{new_doc['v']}:{i}": {**c, "at": at} for i, c in enumerate(commands)}
                     pipe.multi()
                     pipe.set(keys["doc"], dumps(new_doc))
@@ -164,15 +183,20 @@ class ExecutionStore:
         await pipe.execute()
 
     async def wait_done(self, eid: str, timeout_s: float) -> bool:
-        """Block until the execution has finished (or the timeout passed)."""
+        """Wait until the execution has finished (or the timeout passed).
+
+        Short non-blocking polls, backing off to WAIT_POLL_MAX_S: a blocking read would
+        hold a connection of the caller's shared pool for the whole wait, and many
+        waiting callers would starve every other user of that pool.
+        """
         key = self.keys.execution(eid)["done"]
         deadline = time.monotonic() + timeout_s
+        pause = 0.01
         while True:
+            if await self.redis.exists(key):
+                return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            got = await self.redis.xread(
-                {key: "0-0"}, count=1, block=max(1, int(min(left, 5) * 1000))
-            )
-            if got:
-                return True
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, WAIT_POLL_MAX_S)

@@ -1,0 +1,158 @@
+"""The hot paths' Redis plumbing: pre-packed commands on a pinned connection
+(bus/redis_conn.py), and the synchronous Invoker built on it (bus/sync.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import msgpack
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from bus.embedded import EmbeddedRedis
+from bus.keys import FunctionKeys
+from bus.redis_conn import PinnedConnection, connect, first_error, pack, pack_xadd
+from bus.sync import Invoker, InvokeTimeout
+from tests.procs import eventually
+
+
+def test_pack_is_resp_and_xadd_packs_the_same() -> None:
+    assert b"".join(pack("SET", b"k\r\n", 12, 1.5)) == (
+        b"*4\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$2\r\n12\r\n$3\r\n1.5\r\n"
+    )
+    value = bytes(range(256)) * 4
+    assert b"".join(pack_xadd(b"s:{f}", b"d", value)) == b"".join(
+        pack("XADD", "s:{f}", "*", "d", value)
+    )
+
+
+async def test_replies_come_back_in_order_with_errors_in_place(
+    redis: Redis, redis_url: str
+) -> None:
+    key = f"pinned:{uuid.uuid4().hex}"
+    client = connect(redis_url)
+    conn = PinnedConnection(client)
+    try:
+        chunks = (
+            pack("SET", key, "text")
+            + pack("INCR", key)
+            + pack_xadd(f"{key}:s".encode(), b"d", b"\x00payload")
+        )
+        chunks += pack("GET", key)
+        replies = await conn.execute(chunks, 4)
+        assert replies[0] is True or replies[0] == b"OK"
+        assert isinstance(replies[1], ResponseError)  # not an integer: reported, not raised
+        assert isinstance(replies[2], bytes)  # the entry id: later commands still ran
+        assert replies[3] == b"text"
+        with pytest.raises(ResponseError):
+            first_error(replies)
+        entries = await redis.xrange(f"{key}:s")
+        assert [fields for _, fields in entries] == [{b"d": b"\x00payload"}]
+        # The connection is still in step: the next call reads its own replies.
+        assert await conn.execute(pack("GET", key), 1) == [b"text"]
+    finally:
+        await conn.close()
+        await client.aclose()
+        await redis.delete(key, f"{key}:s")
+
+
+async def test_a_killed_connection_fails_one_call_and_the_next_reconnects(
+    redis: Redis, redis_url: str
+) -> None:
+    """As redis-py's own commands with this client's (default, retry-less) policy."""
+    name = f"pinned-{uuid.uuid4().hex[:8]}"
+    client = connect(f"{redis_url}?client_name={name}")
+    conn = PinnedConnection(client)
+    try:
+        assert await conn.execute(pack("PING"), 1) in ([b"PONG"], [True])
+        ids = [c["id"] for c in await redis.client_list() if c.get("name") == name]
+        assert ids
+        for client_id in ids:
+            await redis.client_kill_filter(_id=client_id)
+        with pytest.raises(RedisConnectionError):
+            await conn.execute(pack("ECHO", "lost"), 1)
+        assert await conn.execute(pack("ECHO", "back"), 1) == [b"back"]
+    finally:
+        await conn.close()
+        await client.aclose()
+
+
+async def test_concurrent_calls_never_interleave_on_one_connection(redis_url: str) -> None:
+    client = connect(redis_url)
+    conn = PinnedConnection(client)
+    try:
+        words = [f"w{i}-{uuid.uuid4().hex}" for i in range(50)]
+        replies = await asyncio.gather(*(conn.execute(pack("ECHO", w), 1) for w in words))
+        assert replies == [[w.encode()] for w in words]
+    finally:
+        await conn.close()
+        await client.aclose()
+
+
+async def test_unix_socket_urls_connect(tmp_path: Path) -> None:
+    """``connect`` used to pass TCP keepalive options a Unix socket refuses."""
+    sock = tmp_path / "redis.sock"
+    with EmbeddedRedis(extra_args=["--unixsocket", str(sock), "--unixsocketperm", "700"]):
+        client = connect(f"unix://{sock}")
+        conn = PinnedConnection(client)
+        try:
+            assert await client.ping()
+            assert await conn.execute(pack("ECHO", "unix"), 1) == [b"unix"]
+        finally:
+            await conn.close()
+            await client.aclose()
+
+
+async def test_a_failed_publish_fails_the_call_at_once_not_at_its_deadline(
+    redis: Redis, redis_url: str, stack_name: str
+) -> None:
+    fn = f"broken_{uuid.uuid4().hex[:8]}"
+    await redis.set(FunctionKeys(stack_name, fn).sync, "not a stream")
+    async with Invoker(redis_url, stack_name) as inv:
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await asyncio.wait_for(inv.invoke(fn, {"n": 1}, timeout_s=60), 10)
+        assert inv._futures == {}
+
+
+async def test_a_call_without_reply_times_out_and_leaves_nothing_behind(
+    redis_url: str, stack_name: str
+) -> None:
+    async with Invoker(redis_url, stack_name) as inv:
+        with pytest.raises(InvokeTimeout, match=r"nobody: no reply within 0\.1 s"):
+            await inv.invoke("nobody", {}, timeout_s=0.1)
+        assert inv._futures == {}
+
+
+async def test_replies_resolve_their_own_callers_and_the_reply_stream_is_trimmed(
+    redis: Redis, redis_url: str, stack_name: str
+) -> None:
+    """A stand-in worker answers out of order; each caller gets its own answer, a
+    stray reply is ignored, and what was read is trimmed away."""
+    fn = f"echo_{uuid.uuid4().hex[:8]}"
+    sync = FunctionKeys(stack_name, fn).sync
+    async with Invoker(redis_url, stack_name) as inv:
+        calls = [asyncio.create_task(inv.invoke(fn, {"n": i}, timeout_s=30)) for i in range(20)]
+
+        async def all_published() -> bool:
+            return await redis.xlen(sync) == 20
+
+        await eventually(all_published, "every call published")
+        entries = await redis.xrange(sync)
+        await redis.xadd(inv.reply_key, {"r": msgpack.packb(["stray", "success", 0])})
+        for _, fields in reversed(entries):
+            env = msgpack.unpackb(fields[b"d"], raw=False)
+            rid, record, reply_to = env[1], env[5], env[12]
+            assert reply_to == inv.reply_key
+            reply = msgpack.packb([rid, "success", {"echo": record}])
+            await redis.xadd(reply_to, {"r": reply})
+        results = await asyncio.gather(*calls)
+        assert [r.payload for r in results] == [{"echo": {"n": i}} for i in range(20)]
+
+        async def trimmed() -> bool:
+            return await redis.xlen(inv.reply_key) <= 1
+
+        await eventually(trimmed, "the reply stream trimmed")
