@@ -127,9 +127,10 @@ def test_two_subscriptions_with_one_generated_name_are_a_one_line_error(tmp_path
     logical id: neither may silently replace the other."""
     path = template(tmp_path, "subs")
     doc = json.loads(path.read_text())
+    doc["Resources"]["Audit"] = {"Type": "AWS::SNS::Topic"}
     doc["Resources"]["AlertsSubscription1"] = {
         "Type": "AWS::SNS::Subscription",
-        "Properties": {"TopicArn": {"Ref": "Alerts"}, "Protocol": "lambda",
+        "Properties": {"TopicArn": {"Ref": "Audit"}, "Protocol": "lambda",
                        "Endpoint": {"Fn::GetAtt": ["Pager", "Arn"]}},
     }  # fmt: skip
     path.write_text(json.dumps(doc))
@@ -137,3 +138,18 @@ def test_two_subscriptions_with_one_generated_name_are_a_one_line_error(tmp_path
         load_template(path, {}, "subs")
     assert "\n" not in str(err.value)
     assert "two lambda subscriptions of Pager are both named AlertsSubscription1" in str(err.value)
+
+
+def test_a_subscription_to_a_topic_the_function_already_has_is_one_subscription(
+    tmp_path: Path,
+) -> None:
+    """SNS keeps one subscription per topic and endpoint: Pager's own SNS event on Alerts
+    and the topic's lambda entry for Pager make one event (and one run per message),
+    with a warning naming the one left out."""
+    topic = {"Ref": "Alerts"}
+    path = template(tmp_path, "subs", {"Own": {"Type": "SNS", "Properties": {"Topic": topic}}})
+    loaded = load_template(path, {}, "subs")
+    pager = [(e.name, e.type) for e in loaded.events if e.function == "Pager"]
+    assert pager == [("Own", "SNS")]
+    assert any("Pager: AlertsSubscription1: ignored (it subscribes the function to a topic"
+               in w for w in loaded.warnings)  # fmt: skip

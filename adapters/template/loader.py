@@ -193,7 +193,9 @@ class _Loader:
         topics = {
             lid: str(table.identity(lid, ctx).arn) for lid in resolved if types[lid] == s.TOPIC
         }
-        subscribed = subscribed_events(types, resolved, topics)
+        subscribed, repeated = subscribed_events(types, resolved, topics)
+        for fn, name in repeated:
+            self.warn_for(fn)(name, "it subscribes the function to a topic it already has")
         for lid, props in resolved.items():
             decl = decls[lid]
             with blame(lid):

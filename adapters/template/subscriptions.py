@@ -51,10 +51,22 @@ def _lambda_entries(
             yield str(props.get("Endpoint", "")), subscription_event_name(lid), event
 
 
+def _own_topics(function: Mapping[str, Any]) -> set[str]:
+    """Topics the function's own SNS events subscribe it to."""
+    return {
+        str((event.get("Properties") or {}).get("Topic"))
+        for event in (function.get("Events") or {}).values()
+        if isinstance(event, dict) and event.get("Type") == "SNS"
+    }
+
+
 def subscribed_events(
     types: Mapping[str, str], resolved: Mapping[str, dict[str, Any]], topic_arns: Mapping[str, str]
-) -> dict[str, dict[str, Any]]:
-    """Function logical id → the SNS ``Events`` its lambda subscriptions add to it.
+) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:
+    """Function logical id → the SNS ``Events`` its lambda subscriptions add to it, and the
+    (function, subscription) pairs left out because the function already subscribes to
+    that topic: SNS keeps one subscription per topic and endpoint, so the function runs
+    once per message, not once per declaration.
 
     Subscriptions of functions outside the stack are left to provisioning, which
     reports them as skipped. A name already used by one of the function's own
@@ -62,9 +74,16 @@ def subscribed_events(
     """
     functions = {lid: props for lid, props in resolved.items() if types[lid] == s.FUNCTION}
     added: dict[str, dict[str, Any]] = {}
+    repeated: list[tuple[str, str]] = []
     for endpoint, name, props in _lambda_entries(types, resolved, topic_arns):
         fn = function_of(endpoint, functions)
         if fn is None:
+            continue
+        known = _own_topics(functions[fn]) | {
+            str(e["Properties"]["Topic"]) for e in added.get(fn, {}).values()
+        }
+        if str(props["Topic"]) in known:
+            repeated.append((fn, name))
             continue
         if name in (functions[fn].get("Events") or {}):
             raise Invalid(
@@ -82,4 +101,4 @@ def subscribed_events(
                 name,
             )
         mine[name] = {"Type": "SNS", "Properties": props}
-    return added
+    return added, repeated
