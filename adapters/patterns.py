@@ -1,21 +1,15 @@
 """Event patterns: Lambda event filtering, EventBridge rules and SNS filter policies.
 
-AWS gives all three one rule language, so one matcher serves them. ``compile_pattern``
-validates once, like EventBridge's rule compiler, raising :class:`PatternError` with the
-offending path; ``Pattern.matches`` then costs O(pattern size) per event (times the
-length of any event array it walks). Semantics, per the EventBridge and Lambda docs and
-the Event Ruler README: fields AND, a leaf array ORs its values, an event array matches
-if any element does, and a sub-pattern over an array of objects must match within one
-element. Exact numbers compare numerically (300 == 3.0e2) and never equal strings or
-booleans; null and "" differ. ``exists`` looks at leaves only: a null leaf exists, an
-object or an empty array does not. Other operators need a present leaf of their type,
-except ``anything-but``, which matches any present leaf (null, other types) outside it.
+AWS gives all three one rule language, so one matcher serves them. This module is the
+compiler and the public face: ``compile_pattern`` validates once, like EventBridge's
+rule compiler, raising :class:`PatternError` with the offending path, and builds the
+matcher tree of :mod:`.pattern_matching` (where the matching semantics are written
+down); ``Pattern.matches`` then costs O(pattern size) per event (times the length of
+any event array it walks). Callers import everything from here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import ipaddress
 import json
@@ -24,10 +18,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import pattern_matching as m
+from .pattern_matching import Pattern, glob_match, lambda_filter_matches
+
 __all__ = [
     "Pattern",
     "PatternError",
     "compile_pattern",
+    "glob_match",
     "lambda_filter_matches",
     "sns_filter_matches",
 ]
@@ -36,8 +34,6 @@ MAX_PATTERN_LENGTH = 4096  # Lambda Filter.Pattern and EventBridge EventPattern:
 SNS_MAX_POLICY_LENGTH = 256 * 1024  # "The maximum size of a filter policy is 256 KB"
 MAX_DEPTH = 32  # objects nested in objects or $or: a local guard, not an AWS limit
 
-_MISSING: Any = object()
-_Pred = Callable[[Any], bool]
 _KINDS = {
     type(None): "null",
     bool: "a boolean",
@@ -61,104 +57,9 @@ def _join(path: str, key: str) -> str:
 
 
 def _kind(value: Any) -> str:
-    if _is_num(value):
+    if m.is_num(value):
         return "a number"
     return _KINDS.get(type(value)) or ("an object" if isinstance(value, Mapping) else repr(value))
-
-
-def _is_num(v: Any) -> bool:
-    return type(v) is int or type(v) is float  # bool is not a number here
-
-
-def _loads(text: Any) -> Any:
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError, RecursionError):
-        return _MISSING
-
-
-def _flatten(value: Any, leaves: list[Any], objects: list[Any]) -> None:
-    """Split a (nested) event array into its scalar leaves and its objects."""
-    for item in value:
-        if isinstance(item, list | tuple):
-            _flatten(item, leaves, objects)
-        else:
-            (objects if isinstance(item, Mapping) else leaves).append(item)
-
-
-class _Leaf:
-    __slots__ = ("absent", "bools", "null", "nums", "preds", "present", "strs")
-
-    def __init__(self) -> None:
-        self.strs: set[str] = set()
-        self.nums: set[int | float] = set()  # hash(300) == hash(300.0): numeric equality
-        self.bools: set[bool] = set()
-        self.null = self.present = self.absent = False  # [null], exists true, exists false
-        self.preds: list[_Pred] = []
-
-    def match(self, value: Any) -> bool:
-        values: list[Any] = []
-        if isinstance(value, list | tuple):
-            _flatten(value, values, [])
-        elif value is not _MISSING and not isinstance(value, Mapping):
-            values.append(value)
-        if not values:
-            return self.absent
-        return self.present or any(self._one(v) for v in values)
-
-    def _one(self, v: Any) -> bool:
-        if isinstance(v, str):
-            hit = v in self.strs
-        elif isinstance(v, bool):
-            hit = v in self.bools
-        else:
-            hit = v in self.nums if _is_num(v) else v is None and self.null
-        return hit or any(pred(v) for pred in self.preds)
-
-
-class _Obj:
-    __slots__ = ("fields", "ors")
-
-    def __init__(self, fields: list[tuple[str, _Obj | _Leaf]], ors: list[list[_Obj]]) -> None:
-        self.fields = tuple(fields)
-        self.ors = tuple(tuple(branches) for branches in ors)
-
-    def match(self, value: Any) -> bool:
-        if isinstance(value, list | tuple):
-            objects: list[Any] = []
-            _flatten(value, [], objects)
-            if objects:  # array consistency: the whole sub-pattern within one element
-                return any(self.match(obj) for obj in objects)
-        if not isinstance(value, Mapping):
-            value = {}
-        if not all(child.match(value.get(key, _MISSING)) for key, child in self.fields):
-            return False
-        return all(any(b.match(value) for b in branches) for branches in self.ors)
-
-    def shapes(self, key: str) -> set[str]:
-        found = {"object" if isinstance(c, _Obj) else "leaf" for k, c in self.fields if k == key}
-        return found.union(*(b.shapes(key) for bs in self.ors for b in bs))
-
-    def nested(self) -> bool:
-        return any(isinstance(c, _Obj) for _, c in self.fields) or any(
-            b.nested() for bs in self.ors for b in bs
-        )
-
-
-class Pattern:
-    """A compiled pattern; immutable, so safe to share between threads."""
-
-    __slots__ = ("_root", "source")
-
-    def __init__(self, root: _Obj, source: Mapping[str, Any]) -> None:
-        self._root, self.source = root, source
-
-    def matches(self, event: Mapping[str, Any]) -> bool:
-        return self._root.match(event)
-
-    def field_shapes(self, key: str) -> frozenset[str]:
-        """How the top level (with its ``$or`` branches) uses ``key``: "object" and/or "leaf"."""
-        return frozenset(self._root.shapes(key))
 
 
 def compile_pattern(
@@ -181,13 +82,13 @@ def compile_pattern(
     return Pattern(root, pattern)
 
 
-def _compile_obj(node: Mapping[str, Any], path: str, depth: int, in_or: bool) -> _Obj:
+def _compile_obj(node: Mapping[str, Any], path: str, depth: int, in_or: bool) -> m.Obj:
     if depth > MAX_DEPTH:
         raise _err(path, f"nested deeper than {MAX_DEPTH} levels")
     if not node:
         raise _err(path, "empty objects are not allowed")
-    fields: list[tuple[str, _Obj | _Leaf]] = []
-    ors: list[list[_Obj]] = []
+    fields: list[tuple[str, m.Obj | m.Leaf]] = []
+    ors: list[list[m.Obj]] = []
     for key, value in node.items():
         if not isinstance(key, str):
             raise _err(path, f"field names must be strings, got {key!r}")
@@ -202,10 +103,10 @@ def _compile_obj(node: Mapping[str, Any], path: str, depth: int, in_or: bool) ->
             fields.append((key, _compile_leaf(value, sub)))
         else:
             raise _err(sub, f"must be an object or an array, got {_kind(value)}")
-    return _Obj(fields, ors)
+    return m.Obj(fields, ors)
 
 
-def _compile_or(value: Any, path: str, depth: int) -> list[_Obj]:
+def _compile_or(value: Any, path: str, depth: int) -> list[m.Obj]:
     if not isinstance(value, list | tuple) or len(value) < 2:
         raise _err(path, "$or must be an array of at least 2 objects")
     branches = []
@@ -216,10 +117,10 @@ def _compile_or(value: Any, path: str, depth: int) -> list[_Obj]:
     return branches
 
 
-def _compile_leaf(items: Sequence[Any], path: str) -> _Leaf:
+def _compile_leaf(items: Sequence[Any], path: str) -> m.Leaf:
     if not items:
         raise _err(path, "empty arrays are not allowed")
-    leaf = _Leaf()
+    leaf = m.Leaf()
     for i, item in enumerate(items):
         if item is None:
             leaf.null = True
@@ -227,7 +128,7 @@ def _compile_leaf(items: Sequence[Any], path: str) -> _Leaf:
             leaf.bools.add(item)
         elif isinstance(item, str):
             leaf.strs.add(item)
-        elif _is_num(item):
+        elif m.is_num(item):
             leaf.nums.add(item)
         elif isinstance(item, Mapping):
             _compile_operator(item, f"{path}[{i}]", leaf)
@@ -243,7 +144,7 @@ def _single(obj: Mapping[str, Any], path: str, what: str) -> tuple[str, Any]:
     return str(key), value
 
 
-def _compile_operator(item: Mapping[str, Any], path: str, leaf: _Leaf) -> None:
+def _compile_operator(item: Mapping[str, Any], path: str, leaf: m.Leaf) -> None:
     op, arg = _single(item, path, "a match expression")
     if op == "exists":
         if not isinstance(arg, bool):
@@ -256,72 +157,52 @@ def _compile_operator(item: Mapping[str, Any], path: str, leaf: _Leaf) -> None:
         raise _err(path, f"unrecognized match type {op!r} (known: {known})")
 
 
+# Operator arguments: each builder validates its argument, then makes the predicate.
+
+
 def _string(arg: Any, path: str, what: str) -> str:
     if not isinstance(arg, str):
         raise _err(path, f"{what} takes a string, got {_kind(arg)}")
     return arg
 
 
-def _affix(op: str, arg: Any, path: str) -> _Pred:
-    test = str.startswith if op == "prefix" else str.endswith
+def _affix(op: str, arg: Any, path: str) -> m.Pred:
     if isinstance(arg, Mapping):
         inner, val = _single(arg, path, op)
         if inner != "equals-ignore-case":
             raise _err(_join(path, inner), f"{op} supports only equals-ignore-case inside")
         folded = _string(val, _join(path, inner), "equals-ignore-case").lower()
-        return lambda v: isinstance(v, str) and test(v.lower(), folded)
-    text = _string(arg, path, op)
-    return lambda v: isinstance(v, str) and test(v, text)
+        return m.affix(op, folded, ignore_case=True)
+    return m.affix(op, _string(arg, path, op))
 
 
-def _ignore_case(arg: Any, path: str) -> _Pred:
-    folded = _string(arg, path, "equals-ignore-case").lower()
-    return lambda v: isinstance(v, str) and v.lower() == folded
+def _ignore_case(arg: Any, path: str) -> m.Pred:
+    return m.equals_ignore_case(_string(arg, path, "equals-ignore-case").lower())
 
 
 def _wildcard_parts(arg: Any, path: str) -> tuple[str, ...]:
     """The literal pieces between ``*``s (``\\*`` and ``\\\\`` are literal): ``a*b`` is
     ``("a", "b")``, ``*a`` is ``("", "a")``."""
     text, parts = _string(arg, path, "wildcard"), [""]
-    for m in re.finditer(r"\\(.?)|(\*)|[^\\*]+", text, re.DOTALL):
-        if m[2] and text[m.end() : m.end() + 1] == "*":
-            raise _err(path, f"wildcard: consecutive * at position {m.start()}")
-        if m[2]:
+    for found in re.finditer(r"\\(.?)|(\*)|[^\\*]+", text, re.DOTALL):
+        if found[2] and text[found.end() : found.end() + 1] == "*":
+            raise _err(path, f"wildcard: consecutive * at position {found.start()}")
+        if found[2]:
             parts.append("")
-        elif m[0].startswith("\\") and m[1] not in ("*", "\\"):
-            raise _err(path, f"wildcard: backslash escapes only * and \\ (position {m.start()})")
+        elif found[0].startswith("\\") and found[1] not in ("*", "\\"):
+            raise _err(
+                path, f"wildcard: backslash escapes only * and \\ (position {found.start()})"
+            )
         else:
-            parts[-1] += m[1] if m[0].startswith("\\") else m[0]
+            parts[-1] += found[1] if found[0].startswith("\\") else found[0]
     return tuple(parts)
 
 
-def glob_match(parts: tuple[str, ...], value: str) -> bool:
-    """Whether ``value`` is the pieces with anything between them, in linear time.
-
-    No regex: ``a.*b.*c`` backtracks polynomially, and a client chooses ``value``
-    (PutEvents details, SQS bodies), so one small event could stall the process.
-    Taking each middle piece at its earliest place is right for ``*``-only globs.
-    """
-    if len(parts) == 1:
-        return value == parts[0]
-    first, *middle, last = parts
-    if len(value) < len(first) + len(last) or not value.startswith(first):
-        return False
-    at, end = len(first), len(value) - len(last)
-    for piece in middle:
-        at = value.find(piece, at, end)
-        if at < 0:
-            return False
-        at += len(piece)
-    return value.endswith(last)
+def _wildcard(arg: Any, path: str) -> m.Pred:
+    return m.wildcard(_wildcard_parts(arg, path))
 
 
-def _wildcard(arg: Any, path: str) -> _Pred:
-    parts = _wildcard_parts(arg, path)
-    return lambda v: isinstance(v, str) and glob_match(parts, v)
-
-
-def _cidr(arg: Any, path: str) -> _Pred:
+def _cidr(arg: Any, path: str) -> m.Pred:
     text = _string(arg, path, "cidr")
     try:
         if "/" not in text:
@@ -329,21 +210,14 @@ def _cidr(arg: Any, path: str) -> _Pred:
         net = ipaddress.ip_network(text)
     except ValueError as exc:
         raise _err(path, f"malformed CIDR {text!r}: {exc}") from None
-
-    def pred(v: Any) -> bool:
-        try:
-            return isinstance(v, str) and ipaddress.ip_address(v) in net
-        except ValueError:
-            return False
-
-    return pred
+    return m.in_network(net)
 
 
 _LOWER = {">": False, ">=": True}  # operator: bound included?
 _UPPER = {"<": False, "<=": True}
 
 
-def _numeric(arg: Any, path: str) -> _Pred:
+def _numeric(arg: Any, path: str) -> m.Pred:
     terms = list(arg) if isinstance(arg, list | tuple) else []
     if len(terms) not in (2, 4):
         raise _err(path, 'numeric takes one or two operator/number pairs, like [">", 0, "<=", 5]')
@@ -352,7 +226,7 @@ def _numeric(arg: Any, path: str) -> _Pred:
         op, num = terms[i], terms[i + 1]
         if not isinstance(op, str) or op not in {"=", *_LOWER, *_UPPER}:
             raise _err(f"{path}[{i}]", f"unrecognized numeric operator {op!r}")
-        if not _is_num(num):
+        if not m.is_num(num):
             raise _err(f"{path}[{i + 1}]", f"value of {op} must be a number, got {_kind(num)}")
         if i == 2 and (terms[0] not in _LOWER or op not in _UPPER):
             raise _err(path, "a range is a lower bound (> or >=) then an upper one (< or <=)")
@@ -364,23 +238,20 @@ def _numeric(arg: Any, path: str) -> _Pred:
             hi, hi_in = num, _UPPER[op]
     if not lo <= hi or (lo == hi and len(terms) == 4):
         raise _err(path, f"bottom {lo} must be less than top {hi}")
-    above = (lambda v: v >= lo) if lo_in else (lambda v: v > lo)
-    below = (lambda v: v <= hi) if hi_in else (lambda v: v < hi)
-    return lambda v: _is_num(v) and above(v) and below(v)
+    return m.numeric_range(lo, lo_in, hi, hi_in)
 
 
-def _anything_but(arg: Any, path: str) -> _Pred:
+def _anything_but(arg: Any, path: str) -> m.Pred:
     if isinstance(arg, Mapping):
         return _anything_but_op(arg, path)
     values = list(arg) if isinstance(arg, list | tuple) else [arg]
-    kinds = {str if isinstance(v, str) else float if _is_num(v) else None for v in values}
+    kinds = {str if isinstance(v, str) else float if m.is_num(v) else None for v in values}
     if kinds not in ({str}, {float}):
         raise _err(path, "anything-but takes a string, a number, or a list of only one of them")
-    excluded = set(values)  # "1" != 1, and _is_num keeps True from equalling 1
-    return lambda v: not ((isinstance(v, str) or _is_num(v)) and v in excluded)
+    return m.anything_but(frozenset(values))
 
 
-def _anything_but_op(arg: Mapping[str, Any], path: str) -> _Pred:
+def _anything_but_op(arg: Mapping[str, Any], path: str) -> m.Pred:
     op, val = _single(arg, path, "anything-but")
     path = _join(path, op)
     texts = tuple(val) if isinstance(val, list | tuple) else (val,)
@@ -390,18 +261,14 @@ def _anything_but_op(arg: Mapping[str, Any], path: str) -> _Pred:
         raise _err(path, f"anything-but {op} takes a string or a non-empty list of strings")
     if op in {"prefix", "suffix"} and "" in texts:
         raise _err(path, f"anything-but {op} must not be empty")
-    if op == "prefix":
-        return lambda v: not (isinstance(v, str) and v.startswith(texts))
-    if op == "suffix":
-        return lambda v: not (isinstance(v, str) and v.endswith(texts))
+    if op == "wildcard":
+        return m.anything_but_wildcard([_wildcard_parts(t, path) for t in texts])
     if op == "equals-ignore-case":
-        folded = {t.lower() for t in texts}
-        return lambda v: not (isinstance(v, str) and v.lower() in folded)
-    globs = [_wildcard_parts(t, path) for t in texts]
-    return lambda v: not (isinstance(v, str) and any(glob_match(g, v) for g in globs))
+        texts = tuple(t.lower() for t in texts)
+    return m.anything_but_text(op, texts)
 
 
-_BUILDERS: dict[str, Callable[[Any, str], _Pred]] = {
+_BUILDERS: dict[str, Callable[[Any, str], m.Pred]] = {
     "prefix": functools.partial(_affix, "prefix"),
     "suffix": functools.partial(_affix, "suffix"),
     "equals-ignore-case": _ignore_case,
@@ -410,51 +277,6 @@ _BUILDERS: dict[str, Callable[[Any, str], _Pred]] = {
     "numeric": _numeric,
     "anything-but": _anything_but,
 }
-
-
-def lambda_filter_matches(
-    filters: Sequence[Pattern],
-    record: Mapping[str, Any],
-    *,
-    body_field: str | None,
-    body_base64: bool | None = None,
-) -> bool:
-    """Lambda FilterCriteria: does ``record`` pass any of ``filters`` (none: no filtering)?
-
-    ``body_field`` names the data key: "body" for SQS, "data" for Kinesis and MQ, whose
-    data is base64 (``body_base64`` defaults to ``body_field == "data"``). A body that
-    decodes to a JSON object or array is matched as that document, any other as text.
-    As Lambda documents, a filter with an object pattern for the body drops a text body,
-    one with an array (plain string) pattern drops a JSON body, and a filter that does
-    not mention the body filters on the other fields only.
-    """
-    if not filters:
-        return True
-    if body_field is None or body_field not in record:
-        return any(f.matches(record) for f in filters)
-    b64 = body_field == "data" if body_base64 is None else body_base64
-    is_json, body = _decode_body(record[body_field], b64)
-    event = {**record, body_field: body}
-    for pattern in filters:
-        shapes = pattern.field_shapes(body_field)
-        if shapes and ("leaf" if is_json else "object") in shapes:
-            continue  # body and pattern formats differ: Lambda drops the record
-        if pattern.matches(event):
-            return True
-    return False
-
-
-def _decode_body(raw: Any, b64: bool) -> tuple[bool, Any]:
-    if not isinstance(raw, str | bytes):
-        return isinstance(raw, Mapping | list), raw  # already a document (DynamoDB)
-    text: Any = raw
-    try:
-        text = base64.b64decode(raw, validate=True) if b64 else raw
-        text = text.decode() if isinstance(text, bytes) else text
-    except (binascii.Error, ValueError):  # not base64 or not UTF-8: match the raw text
-        text = raw
-    doc = _loads(text)
-    return (True, doc) if isinstance(doc, dict | list) else (False, text)
 
 
 def sns_filter_matches(
@@ -468,17 +290,16 @@ def sns_filter_matches(
     ``attributes`` maps names to ``{"Type": ..., "Value": ...}`` (or the API's ``DataType``
     and ``StringValue``): Binary ones are ignored, Number ones compare numerically, and
     String.Array and Number.Array match element-wise. With scope MessageBody, the body
-    must be a JSON object or nothing matches.
+    must be a JSON object or nothing matches. An invalid policy raises PatternError.
     """
     text = policy if isinstance(policy, str) else json.dumps(policy, sort_keys=True)
     if text.strip() in ("", "{}"):
         return True
     compiled = _compile_sns(text, scope)
     if scope == "MessageBody":
-        doc = _loads(body)
+        doc = m.loads_or_missing(body)
         return isinstance(doc, dict) and compiled.matches(doc)
-    values = {name: _sns_attribute(attr) for name, attr in (attributes or {}).items()}
-    return compiled.matches({k: v for k, v in values.items() if v is not _MISSING})
+    return compiled.matches(m.sns_attributes_event(attributes))
 
 
 @functools.lru_cache(maxsize=512)
@@ -486,21 +307,6 @@ def _compile_sns(text: str, scope: str) -> Pattern:
     if scope not in ("MessageAttributes", "MessageBody"):
         raise PatternError(f"<root>: unknown FilterPolicyScope {scope!r}")
     pattern = compile_pattern(text, max_length=SNS_MAX_POLICY_LENGTH)
-    if scope == "MessageAttributes" and pattern._root.nested():
+    if scope == "MessageAttributes" and pattern.nested():
         raise PatternError("<root>: nested filter policies need FilterPolicyScope MessageBody")
     return pattern
-
-
-def _sns_attribute(attr: Any) -> Any:
-    if not isinstance(attr, Mapping):
-        return attr
-    kind = str(attr.get("Type", attr.get("DataType", "String")))
-    value = attr.get("Value", attr.get("StringValue"))
-    if kind.startswith("Binary") or value is None:
-        return _MISSING
-    if not isinstance(value, str) or not kind.startswith(("Number", "String.Array")):
-        return value
-    parsed = _loads(value)
-    if kind.endswith(".Array"):
-        return parsed if isinstance(parsed, list) else value
-    return parsed if _is_num(parsed) else value

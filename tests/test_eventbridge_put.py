@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -28,14 +29,17 @@ from adapters.eventbridge import metrics
 from adapters.eventbridge.put_events import (
     MAX_BODY_BYTES,
     MAX_TOTAL_BYTES,
+    PutEvents,
     Refused,
     entry_size,
     make_event,
     mount,
 )
+from adapters.eventbridge.routing import Router, rules_from
 from adapters.template.loaded import EventSource
-from bus.envelope import Envelope, decode
+from bus.envelope import MAX_ENTRY_BYTES, Envelope, decode
 from bus.keys import FunctionKeys
+from bus.publish import Publisher
 from bus.spec import FunctionSpec, Stack, Trigger
 from bus.worker import Worker
 from tests.handlers_edge import inbox, lambda_client, unique
@@ -333,6 +337,62 @@ async def test_bad_time_and_unencodable_detail_are_per_entry(
         "InvalidArgument", "InvalidArgument", None, "MalformedDetail"]  # fmt: skip
     (env,) = await published(redis, stack_name, fn)
     assert env.record["time"] == "2026-03-04T04:06:07Z"
+
+
+async def test_an_input_transformer_rendering_past_the_bus_limit_fails_only_its_entry(
+    redis_url: str, redis: Redis, stack_name: str
+) -> None:
+    fn = unique("Huge")
+    copies = 10  # ten copies of a ~0.9 MB event render past the bus's 8 MB envelope limit
+    transformer = {"InputTemplate": "[" + ", ".join(["<aws.events.event.json>"] * copies) + "]"}
+    rules = [rule(fn, "Whole"), rule(fn, "Copies", InputTransformer=transformer)]
+    stack = stack_of(stack_name, rules, {fn: "tests.handlers_edge.record"})
+    padding = "x" * (MAX_ENTRY_BYTES // copies + 100_000)
+    huge = order(500) | {"Detail": json.dumps({"id": "o-huge", "total": 500, "pad": padding})}
+    assert entry_size(huge) <= MAX_TOTAL_BYTES - 1000  # the entry itself is within AWS limits
+    before = counts()
+    async with edge_for(redis_url, redis, stack, rules) as edge:
+        response = await put(edge.url, [order(150), huge, order(50)])
+    assert response["FailedEntryCount"] == 1
+    normal, refused_entry, unmatched = response["Entries"]
+    assert set(normal) == {"EventId"} and set(unmatched) == {"EventId"}
+    assert refused_entry["ErrorCode"] == "InvalidArgument"
+    assert "transformed input" in refused_entry["ErrorMessage"]
+    assert "too large" in refused_entry["ErrorMessage"]
+    assert "rule Copies" in refused_entry["ErrorMessage"]
+    # The normal entry went to both rules; nothing of the refused entry reached the bus,
+    # not even its envelope for the rule without a transformer.
+    envs = await published(redis, stack_name, fn)
+    assert sorted(e.trigger for e in envs) == ["Copies", "Whole"]
+    (whole,) = [e for e in envs if e.trigger == "Whole"]
+    (copied,) = [e for e in envs if e.trigger == "Copies"]
+    assert EventBridgeModel.model_validate(whole.record).id == normal["EventId"]
+    assert len(copied.record) == copies
+    for event in copied.record:
+        assert EventBridgeModel.model_validate(event).id == normal["EventId"]
+    assert delta(before) == {"accepted": 2, "matched": 1, "unmatched": 1, "rejected": 1}
+
+
+async def test_publish_failures_are_internal_failures(stack_name: str) -> None:
+    fn = unique("Down")
+    rules = [rule(fn, "R")]
+    stack = stack_of(stack_name, rules, {fn: "tests.handlers_edge.record"})
+    with socket.socket() as probe:  # a port nothing listens on: Redis is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = Redis.from_url(f"redis://127.0.0.1:{port}", socket_connect_timeout=1)
+    operation = PutEvents(
+        Router(rules_from(rules, stack, "us-east-1")), Publisher(down, stack_name), "us-east-1"
+    )
+    try:
+        request: Any = None  # the operation does not read the HTTP request
+        body = {"Entries": [order(500), order(5), order(1) | {"Detail": "[]"}]}
+        response = await operation(body, request)
+    finally:
+        await down.aclose()
+    assert response["FailedEntryCount"] == 3
+    assert [r.get("ErrorCode") for r in response["Entries"]] == [
+        "InternalFailure", "InternalFailure", "MalformedDetail"]  # fmt: skip
 
 
 # -- through workers: a handler's own put_events reaches another function -----------------

@@ -13,8 +13,10 @@ them): a missing ``Source``/``DetailType``/``Detail`` is ``InvalidArgument``,
 a ``Source`` starting with ``aws.`` is ``NotAuthorizedForSourceException``
 (those belong to AWS services), a ``Detail`` that is not a JSON object is
 ``MalformedDetail``, a bad ``Time`` or a ``Detail`` the bus cannot carry (an
-integer past 64 bits) is ``InvalidArgument``, and entries whose publish failed
-are ``InternalFailure`` (retryable: SDKs resend them). An ``EventBusName`` no rule of the template
+integer past 64 bits) is ``InvalidArgument``, and so is an entry a rule's
+``InputTransformer`` renders past what the bus carries (``MAX_ENTRY_BYTES``);
+entries whose publish failed (Redis unreachable) are ``InternalFailure``
+(retryable: SDKs resend them). An ``EventBusName`` no rule of the template
 names is accepted and matches nothing, as AWS accepts events for a bus that
 does not exist (aws/aws-sdk#186); the edge logs a warning once per such name.
 
@@ -40,8 +42,8 @@ import msgpack
 from aiohttp import web
 from redis.asyncio import Redis
 
-from bus.envelope import Envelope
-from bus.publish import Publisher, Target
+from bus.envelope import MAX_ENTRY_BYTES, Envelope, encode
+from bus.publish import EventTooLarge, Publisher, Target, checked
 from bus.spec import Stack
 
 from ..edge import EdgeServer, JsonApiError
@@ -62,6 +64,8 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 rule would accept; a larger body is refused with 413 before it is parsed."""
 _STRING_FIELDS = ("Source", "DetailType", "Detail", "EventBusName", "TraceHeader")
 _packer = msgpack.Packer(use_bin_type=True, datetime=False)
+Routed = list[tuple[Target, Envelope]]
+"""One entry's envelopes, one per rule it matched."""
 
 
 def _validation(message: str) -> JsonApiError:
@@ -229,9 +233,7 @@ class PutEvents:
         ingested = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
         ingested = ingested.replace("+00:00", "Z")
         results: list[dict[str, str]] = []
-        batches: dict[Target, list[Envelope]] = {}
-        matched = 0
-        accepted: list[int] = []
+        pending: list[tuple[int, Routed]] = []
         for entry in entries:
             made = make_event(entry, self.new_id(), now, self.region)
             if isinstance(made, Refused):
@@ -246,24 +248,68 @@ class PutEvents:
                     Refused("InvalidArgument", f"Detail cannot be routed: {exc}").result()
                 )
                 continue
-            matched += bool(routed)
-            for target, env in routed:
-                batches.setdefault(target, []).append(env)
-            accepted.append(len(results))
+            pending.append((len(results), routed))
             results.append({"EventId": event["id"]})
-        if batches:
-            try:
-                await self.publisher.publish_batches(batches)
-            except Exception as exc:
-                log.exception("PutEvents: publishing %d events failed", len(accepted))
-                failure = Refused("InternalFailure", f"The event could not be published: {exc}")
-                for i in accepted:
-                    results[i] = failure.result()
-                accepted, matched = [], 0
+        accepted = await self._publish(pending, results)
+        matched = sum(bool(routed) for _, routed in accepted)
         failed = len(results) - len(accepted)
         metrics.count(accepted=len(accepted), rejected=failed, matched=matched,
                       unmatched=len(accepted) - matched)  # fmt: skip
         return {"FailedEntryCount": failed, "Entries": results}
+
+    async def _publish(
+        self, pending: list[tuple[int, Routed]], results: list[dict[str, str]]
+    ) -> list[tuple[int, Routed]]:
+        """Publish the routed entries; those that failed get their error in ``results``.
+
+        The bus refuses an envelope past ``MAX_ENTRY_BYTES`` (an ``InputTransformer`` can
+        render an entry many times over) with EventTooLarge while the pipeline is still
+        being built, so nothing is written yet: only then are envelopes sized one by one,
+        the offending entries refused, and the rest published. Checking every envelope up
+        front would encode each event twice on every call to catch a rare mistake.
+        """
+        try:
+            try:
+                await self.publisher.publish_batches(_batches(pending))
+            except EventTooLarge:
+                kept = []
+                for i, routed in pending:
+                    refusal = too_large(routed)
+                    if refusal is None:
+                        kept.append((i, routed))
+                    else:
+                        results[i] = refusal.result()
+                pending = kept
+                await self.publisher.publish_batches(_batches(pending))
+        except Exception as exc:
+            log.exception("PutEvents: publishing %d events failed", len(pending))
+            failure = Refused("InternalFailure", f"The event could not be published: {exc}")
+            for i, _ in pending:
+                results[i] = failure.result()
+            return []
+        return pending
+
+
+def _batches(pending: Iterable[tuple[int, Routed]]) -> dict[Target, list[Envelope]]:
+    batches: dict[Target, list[Envelope]] = {}
+    for _, routed in pending:
+        for target, env in routed:
+            batches.setdefault(target, []).append(env)
+    return batches
+
+
+def too_large(routed: Routed) -> Refused | None:
+    """The entry's error if one of its envelopes is past what the bus carries, else None."""
+    for target, env in routed:
+        try:
+            checked(encode(env), env)
+        except EventTooLarge:
+            return Refused(
+                "InvalidArgument",
+                f"Parameter InputTransformer is not valid. Reason: the transformed input for "
+                f"rule {target.trigger.name} is too large (over {MAX_ENTRY_BYTES} bytes).",
+            )
+    return None
 
 
 def mount(
