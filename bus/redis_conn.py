@@ -8,17 +8,22 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError
 
 from .keys import GROUP
 
 _HiredisReader: type | None
+_PushNotification: type | None
 try:  # hiredis is a dependency; should a redis-py release rename these, stay correct
     from hiredis import Reader as _HiredisReader
     from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
 except ImportError:  # pragma: no cover
     _HiredisReader = None
     _NOT_ENOUGH_DATA = object()
+try:
+    from hiredis import PushNotification as _PushNotification
+except ImportError:  # pragma: no cover - older hiredis: no RESP3 push type
+    _PushNotification = None
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -110,8 +115,13 @@ class PinnedConnection:
     another is still running (a cancelled caller's shielded call) borrows a pooled
     connection instead, so replies never interleave."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, timeout_s: float = 30.0) -> None:
+        """``timeout_s`` bounds one call, write and replies: a peer that vanished without
+        closing (a dropped NAT entry, a failover behind one address) is noticed then,
+        not when the kernel gives up hours later; the connection is dropped and the
+        next call reconnects."""
         self.redis = redis
+        self.timeout_s = timeout_s
         self._conn: Any = None
         self._busy = False
 
@@ -122,7 +132,7 @@ class PinnedConnection:
             pool = self.redis.connection_pool
             conn = await pool.get_connection()
             try:
-                return await self._execute(conn, chunks, count)
+                return await self._bounded(conn, chunks, count)
             finally:
                 await pool.release(conn)
         self._busy = True
@@ -130,9 +140,23 @@ class PinnedConnection:
             conn = self._conn
             if conn is None:
                 conn = self._conn = await self.redis.connection_pool.get_connection()
-            return await self._execute(conn, chunks, count)
+            return await self._bounded(conn, chunks, count)
         finally:
             self._busy = False
+
+    async def _bounded(self, conn: Any, chunks: list[bytes], count: int) -> list[Any]:
+        reader = getattr(conn, "_reader", None)
+        if reader is not None and reader.at_eof():  # closed by the server while idle
+            await conn.disconnect(nowait=True)  # (nothing sent yet: reconnecting is safe)
+        try:
+            async with asyncio.timeout(self.timeout_s):  # a cancel inside disconnects
+                replies = await self._execute(conn, chunks, count)
+        except TimeoutError:
+            await conn.disconnect(nowait=True)
+            raise ConnectionError(f"no reply within {self.timeout_s:g} s") from None
+        if any(isinstance(r, ReadOnlyError) for r in replies):
+            await conn.disconnect(nowait=True)  # a demoted primary: find the new one
+        return replies
 
     @staticmethod
     async def _execute(conn: Any, chunks: list[bytes], count: int) -> list[Any]:
@@ -167,6 +191,8 @@ class PinnedConnection:
                         reply = exc
                 elif isinstance(reply, ConnectionError):  # e.g. LOADING: as read_response does
                     raise reply
+                elif _is_push(reply):  # RESP3 push frames are not replies (redis-py skips them)
+                    continue
                 replies.append(reply)
             return replies
 
@@ -180,6 +206,10 @@ class PinnedConnection:
         conn, self._conn = self._conn, None
         if conn is not None:
             await self.redis.connection_pool.release(conn)
+
+
+def _is_push(reply: Any) -> bool:
+    return _PushNotification is not None and isinstance(reply, _PushNotification)
 
 
 def _health_check_due(conn: Any) -> bool:

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import metrics
 from .envelope import Envelope, encode
@@ -22,11 +25,13 @@ from .events import DeadLetter, after_failure, destination_record
 from .handler import ErrorInfo
 from .keys import GROUP, FunctionKeys, reply_expires
 from .publish import Publisher, Target
-from .redis_conn import PinnedConnection, first_error, pack, pack_xadd
+from .redis_conn import PinnedConnection, pack, pack_xadd
 from .spec import DIRECT, FunctionSpec, Trigger
 
 log = logging.getLogger(__name__)
 
+CLOSE_ATTEMPTS = 3
+"""Writes of the last acks a closing worker tries before leaving them to redelivery."""
 REPLY_TTL_MS = 120_000
 """A reply stream whose caller went away disappears on its own."""
 
@@ -36,7 +41,7 @@ class Acker:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._conn = PinnedConnection(redis)
+        self._conn = PinnedConnection(redis, timeout_s=10.0)
         self._pending: dict[str, list[bytes]] = {}
         self._replies: list[tuple[str, bytes]] = []
         self._closing = False
@@ -69,6 +74,7 @@ class Acker:
             await self.flush()
 
     async def flush(self) -> None:
+        failures = 0
         while self._pending:
             batch, self._pending = self._pending, {}
             replies, self._replies = self._replies, []
@@ -82,14 +88,49 @@ class Acker:
                 chunks += pack("XACK", stream, GROUP, *ids)
             count = len(replies) + len(expiring) + len(batch)
             try:
-                first_error(await asyncio.shield(self._conn.execute(chunks, count)))
+                results = await asyncio.shield(self._conn.execute(chunks, count))
             except asyncio.CancelledError:
                 raise
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                # Nothing or all of it may have landed: send it again (a caller ignores a
+                # repeated reply; XACK and PEXPIRE are idempotent), unless closing gives up.
+                failures += 1
+                self._requeue(batch, replies)
+                if self._closing and failures >= CLOSE_ATTEMPTS:
+                    log.error("acks not written while closing (%s); %d entries will be "
+                              "redelivered", exc, sum(map(len, batch.values())))  # fmt: skip
+                    self._pending, self._replies = {}, []
+                    break
+                log.warning("writing acks failed (%s); retrying", exc)
+                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+                continue
             except Exception:
-                # Unacked entries are reclaimed and run again: at-least-once, never lost.
-                log.exception("XACK failed; %d entries will be redelivered",
+                log.exception("writing acks failed; %d entries will be redelivered",
                               sum(map(len, batch.values())))  # fmt: skip
+                continue
+            failures = 0
+            self._report(results, len(replies), len(expiring), batch)
         self._idle.set()
+
+    def _requeue(self, batch: dict[str, list[bytes]], replies: list[tuple[str, bytes]]) -> None:
+        for stream, ids in batch.items():
+            self._pending.setdefault(stream, [])[:0] = ids
+        self._replies[:0] = replies
+
+    @staticmethod
+    def _report(results: list[Any], n_replies: int, n_expiring: int,
+                batch: dict[str, list[bytes]]) -> None:  # fmt: skip
+        """Log what Redis refused, for what it is: a refused reply is lost (its caller
+        times out; its entry is acked all the same), a refused XACK is redelivered."""
+        lost = [r for r in results[:n_replies] if isinstance(r, ResponseError)]
+        if lost:
+            log.error("%d synchronous replies refused by Redis (%s); their callers will time "
+                      "out", len(lost), lost[0])  # fmt: skip
+        for (stream, ids), r in zip(batch.items(), results[n_replies + n_expiring :],
+                                    strict=True):  # fmt: skip
+            if isinstance(r, ResponseError):
+                log.error("XACK on %s refused (%s); %d entries will be redelivered",
+                          stream, r, len(ids))  # fmt: skip
 
     async def close(self) -> None:
         """Let a flush in flight finish (cancelling it could lose a reply), then flush the rest."""

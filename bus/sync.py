@@ -27,6 +27,8 @@ from .spec import DIRECT
 log = logging.getLogger(__name__)
 
 SOURCE = "lambdabus:invoke"
+READ_BLOCK_S = 1.0
+"""How long one read of the reply stream blocks."""
 
 
 class InvokeResult(NamedTuple):
@@ -73,7 +75,9 @@ class Invoker:
         self._futures: dict[str, asyncio.Future[InvokeResult]] = {}
         self._outbox: list[tuple[bytes, bytes, asyncio.Future[InvokeResult]]] = []
         self._sender: asyncio.Task[None] | None = None
-        self._send_conn = PinnedConnection(self.redis)
+        self._send_conn = PinnedConnection(self.redis, timeout_s=10.0)
+        self._reply_last = b"0-0"
+        """How far the reply reader got: a restarted reader resumes there."""
         self._reader_task: asyncio.Task[None] | None = None
         self._sync_keys: dict[str, bytes] = {}
 
@@ -126,7 +130,11 @@ class Invoker:
         """Send the outbox, one write per batch, until it stays empty."""
         try:
             while self._outbox:
-                batch, self._outbox = self._outbox, []
+                # Callers that gave up already: their entries would only be dropped unrun.
+                batch = [item for item in self._outbox if not item[2].done()]
+                self._outbox = []
+                if not batch:
+                    continue
                 chunks: list[bytes] = []
                 for stream, data, _ in batch:
                     chunks += pack_xadd(stream, b"d", data)
@@ -141,14 +149,15 @@ class Invoker:
             self._sender = None
 
     async def _read_replies(self) -> None:
-        conn = PinnedConnection(self.reader)
+        conn = PinnedConnection(self.reader, timeout_s=READ_BLOCK_S + 5)
         key = self.reply_key.encode()
-        last = b"0-0"
         trim = False
         try:
             while True:
+                last = self._reply_last
                 chunks = pack("XTRIM", key, "MINID", last) if trim else []
-                chunks += pack("XREAD", "COUNT", 1000, "BLOCK", 1000, "STREAMS", key, last)
+                chunks += pack("XREAD", "COUNT", 1000, "BLOCK", int(READ_BLOCK_S * 1000),
+                               "STREAMS", key, last)  # fmt: skip
                 try:
                     replies = await conn.execute(chunks, 2 if trim else 1)
                     first_error(replies[-1:])
@@ -168,7 +177,7 @@ class Invoker:
                 streams: Any = reply.items() if isinstance(reply, dict) else reply
                 for _, entries in streams:
                     for entry_id, fields in entries:
-                        last = entry_id
+                        self._reply_last = entry_id
                         self._resolve(fields)
         finally:
             await conn.close()
@@ -178,6 +187,10 @@ class Invoker:
             rid, status, payload = msgpack.unpackb(fields[1], raw=False, strict_map_key=False)
         except Exception:
             log.error("malformed reply on %s dropped", self.reply_key)
+            return
+        if not isinstance(rid, str):  # not ours: a bad entry must not stop the reader
+            log.error("reply with a %s request id on %s dropped", type(rid).__name__,
+                      self.reply_key)  # fmt: skip
             return
         fut = self._futures.get(rid)
         if fut is not None and not fut.done():

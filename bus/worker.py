@@ -163,7 +163,7 @@ class Worker:
     # -- reading ---------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        conn = PinnedConnection(self.reader)
+        conn = PinnedConnection(self.reader, timeout_s=self.block_ms / 1000 + 5)
         try:
             await self._read_from(conn)
         finally:

@@ -10,7 +10,6 @@ from pathlib import Path
 import msgpack
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from bus.embedded import EmbeddedRedis
@@ -60,10 +59,11 @@ async def test_replies_come_back_in_order_with_errors_in_place(
         await redis.delete(key, f"{key}:s")
 
 
-async def test_a_killed_connection_fails_one_call_and_the_next_reconnects(
+async def test_a_connection_the_server_closed_is_replaced_before_the_next_call(
     redis: Redis, redis_url: str
 ) -> None:
-    """As redis-py's own commands with this client's (default, retry-less) policy."""
+    """Killed while idle (CLIENT KILL, Redis's idle timeout, a restart): nothing was sent
+    on it yet, so the next call reconnects instead of failing."""
     name = f"pinned-{uuid.uuid4().hex[:8]}"
     client = connect(f"{redis_url}?client_name={name}")
     conn = PinnedConnection(client)
@@ -73,8 +73,7 @@ async def test_a_killed_connection_fails_one_call_and_the_next_reconnects(
         assert ids
         for client_id in ids:
             await redis.client_kill_filter(_id=client_id)
-        with pytest.raises(RedisConnectionError):
-            await conn.execute(pack("ECHO", "lost"), 1)
+        await eventually(lambda: _closed(conn), "the kill to reach the client", timeout_s=5)
         assert await conn.execute(pack("ECHO", "back"), 1) == [b"back"]
     finally:
         await conn.close()
@@ -156,3 +155,56 @@ async def test_replies_resolve_their_own_callers_and_the_reply_stream_is_trimmed
             return await redis.xlen(inv.reply_key) <= 1
 
         await eventually(trimmed, "the reply stream trimmed")
+
+
+async def test_a_reply_with_a_foreign_request_id_does_not_stop_the_reader(
+    redis_url: str, redis: Redis, stack_name: str
+) -> None:
+    """A reply entry whose request id is a list (not ours, or corrupt) is dropped; the
+    reader goes on and the next caller's reply still arrives."""
+    async with Invoker(redis_url, stack_name) as inv:
+        call = asyncio.create_task(inv.invoke("Nobody", {}, timeout_s=10))
+        await eventually(lambda: _one(inv), "the call to be registered", timeout_s=5)
+        [rid] = inv._futures
+        await redis.xadd(inv.reply_key, {"r": msgpack.packb([["x"], "success", None])})
+        await redis.xadd(inv.reply_key, {"r": msgpack.packb([rid, "success", {"ok": 1}])})
+        result = await asyncio.wait_for(call, 5)
+    assert (result.status, result.payload) == ("success", {"ok": 1})
+
+
+async def _closed(conn: PinnedConnection) -> bool:
+    await asyncio.sleep(0)  # let the transport see the FIN
+    reader = getattr(conn._conn, "_reader", None)
+    return reader is None or reader.at_eof()
+
+
+async def _one(inv: Invoker) -> bool:
+    return len(inv._futures) == 1
+
+
+async def test_acks_and_replies_survive_a_dropped_connection(
+    redis_url: str, redis: Redis, stack_name: str
+) -> None:
+    """The server drops the Acker's idle connection (CLIENT KILL, an idle timeout, a
+    restart): the next flush still writes its reply and its XACK."""
+    from bus.keys import GROUP
+    from bus.redis_conn import ensure_group
+    from bus.settle import Acker
+
+    stream, reply_to = f"{stack_name}:s", f"{stack_name}:reply"
+    await ensure_group(redis, stream)
+    first = await redis.xadd(stream, {"d": "1"})
+    second = await redis.xadd(stream, {"d": "2"})
+    await redis.xreadgroup(GROUP, "c", {stream: ">"})
+    acker = Acker(connect(redis_url))
+    try:
+        acker.ack(stream, first)
+        await acker.flush()  # the pinned connection now exists
+        await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        acker.reply(reply_to, b"payload", stream, second)
+        await acker.flush()
+    finally:
+        await acker.close()
+        await acker.redis.aclose()
+    assert [f[b"r"] for _, f in await redis.xrange(reply_to)] == [b"payload"]
+    assert (await redis.xpending(stream, GROUP))["pending"] == 0
