@@ -349,7 +349,10 @@ HELLO = """\
 def lambda_handler(event, context):
     if event["routeKey"] == "POST /later":
         import os
-        open(os.path.join(os.environ["TMPDIR"], "..", "later.done"), "w").write(event["body"])
+        done = os.path.join(os.environ["TMPDIR"], "..", "later.done")
+        with open(done + ".part", "w") as f:  # then renamed: the test never sees it half-written
+            f.write(event["body"])
+        os.replace(done + ".part", done)
         return None
     return {"hello": event["pathParameters"]["name"], "route": event["routeKey"]}
 """
