@@ -53,9 +53,11 @@ from tests.streams_server import StreamsServer
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = StreamSettings(
-    lease_s=3.0, poll_s=0.05, discover_s=0.3, backoff_base_s=0.02, backoff_cap_s=0.2
+    lease_s=15.0, poll_s=0.05, discover_s=0.3, backoff_base_s=0.02, backoff_cap_s=0.2
 )
-"""Short pauses; a lease long enough that a busy test process doesn't lose it."""
+"""Short pauses; a lease long enough that a busy test process (moto's server, the worker
+and the adapter share one interpreter here) never loses it: a lapsed lease is taken back
+and re-read from the checkpoint, deduplicated on the bus but counted as re-reads."""
 TAKEOVER = StreamSettings(
     lease_s=2.5, poll_s=0.05, discover_s=0.3, backoff_base_s=0.02, backoff_cap_s=0.2
 )
