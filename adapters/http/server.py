@@ -49,6 +49,7 @@ from aiohttp.web_response import StreamResponse
 from adapters.template.loaded import LoadedTemplate
 from bus.sync import Invoker, InvokeResult
 
+from .. import settings
 from .auth import Authorizers
 from .auth_config import GatewayConfigError
 from .dispatch import ROUTE_KEY, Dispatcher
@@ -92,17 +93,12 @@ def api_keys_from(loaded: LoadedTemplate) -> list[str]:
 
 
 def seconds_from_env(name: str, default: float) -> float:
-    """A positive number of seconds from the environment; GatewayConfigError names a bad one."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
+    """:func:`adapters.settings.seconds_from_env`, refused as a gateway setting (``dev``
+    reports those in one line)."""
     try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 86400:  # NaN fails too
-        raise GatewayConfigError(f"{name}: expected seconds between 0 and 86400, got {raw!r}")
-    return value
+        return settings.seconds_from_env(name, default)
+    except settings.SettingError as exc:
+        raise GatewayConfigError(str(exc)) from None
 
 
 class ApiGateway:
