@@ -55,14 +55,32 @@ class TemplateCli(Cli):
             "--api-port", type=int, default=int(os.environ.get("LAMBDABUS_API_PORT", 3000))
         )
         d.add_argument("--mount-stage", action="store_true", help="serve routes under /STAGE")
+        d.add_argument(
+            "--api-processes",
+            type=int,
+            default=int(os.environ.get("LAMBDABUS_API_PROCESSES", 1)),
+            metavar="N",
+            help="API gateway processes sharing the API port (SO_REUSEPORT; default 1)",
+        )
         d.add_argument("--admin-port", type=int, default=0)
         d.add_argument("--grace", type=float, default=10.0)
         d.set_defaults(run=self.dev)
         ad = sub.add_parser("adapter", help="run event-source adapters (what dev runs inside)")
         ad.add_argument(
             "source",
-            choices=["sqs", "dynamodb", "schedule"],
-            help="sqs: SQS mappings, S3/SNS carriers, DLQs; dynamodb: DynamoDB streams",
+            choices=["sqs", "dynamodb", "schedule", "http"],
+            help="sqs: SQS mappings, S3/SNS carriers, DLQs; dynamodb: DynamoDB streams; "
+            "http: the API gateway",
+        )
+        ad.add_argument(
+            "--api-port", type=int, default=int(os.environ.get("LAMBDABUS_API_PORT", 3000))
+        )
+        ad.add_argument("--api-host", default=os.environ.get("LAMBDABUS_API_HOST", "127.0.0.1"))
+        ad.add_argument("--mount-stage", action="store_true", help="http: serve under /STAGE")
+        ad.add_argument(
+            "--reuse-port",
+            action="store_true",
+            help="http: share the port with other gateway processes (SO_REUSEPORT)",
         )
         ad.add_argument(
             "--admin-port", type=int, default=int(os.environ.get("LAMBDABUS_ADMIN_PORT", 0))
@@ -176,6 +194,7 @@ class TemplateCli(Cli):
             credentials=parse_credentials(args.edge_credentials),
             api_port=args.api_port,
             mount_stage=args.mount_stage,
+            api_processes=args.api_processes,
             redis_url=args.redis_url or os.environ.get("LAMBDABUS_REDIS_URL"),
         )
         return await serve(
@@ -193,6 +212,8 @@ class TemplateCli(Cli):
             from .schedule.cli import run_schedule
 
             return await run_schedule(loaded, redis_url(args.redis_url), args)
+        if args.source == "http":
+            return await self._gateway(loaded, args)
         redis = connect(redis_url(args.redis_url))
         if args.source == "dynamodb":
             try:  # settings from the environment are checked here
@@ -211,6 +232,35 @@ class TemplateCli(Cli):
                                admin_port=args.admin_port, grace_s=args.grace)  # fmt: skip
         finally:
             await redis.aclose()
+
+    async def _gateway(self, loaded: Any, args: argparse.Namespace) -> int:
+        """The API gateway alone, as a deployment of its own runs it (``dev`` runs it inside)."""
+        from bus.lifecycle import serve
+
+        from .http import ApiGateway, GatewayConfigError
+
+        if not any(ev.type in ("Api", "HttpApi") for ev in loaded.events):
+            raise UsageError(f"{loaded.path}: no Api or HttpApi events to serve")
+        try:
+            gateway = ApiGateway(
+                redis_url(args.redis_url), loaded, host=args.api_host, port=args.api_port,
+                mount_stage=args.mount_stage, reuse_port=args.reuse_port,
+            )  # fmt: skip
+        except GatewayConfigError as exc:
+            raise UsageError(str(exc)) from None
+        started = False
+
+        async def start() -> None:
+            nonlocal started
+            await gateway.start()
+            started = True
+
+        async def stop(grace_s: float) -> bool:
+            await gateway.stop()
+            return True
+
+        return await serve(start, stop, lambda: started, admin_port=args.admin_port,
+                           grace_s=args.grace)  # fmt: skip
 
     async def deploy(self, args: argparse.Namespace) -> int:
         from .provision import ProvisionError, provision

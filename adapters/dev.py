@@ -61,7 +61,11 @@ class DevStack:
         credentials: Mapping[str, str] | None = None,
         api_port: int = 3000,
         mount_stage: bool = False,
+        api_processes: int = 1,
     ) -> None:
+        if api_processes < 1:
+            raise ValueError("api_processes must be at least 1")
+        self.api_processes = api_processes
         self.loaded = loaded
         self.credentials = dict(credentials) if credentials else None
         self.api_port = api_port
@@ -81,6 +85,8 @@ class DevStack:
         self.edge: EdgeServer | None = None
         self.sfn_executor: Any = None
         self.workers: list[asyncio.subprocess.Process] = []
+        self.gateways: list[asyncio.subprocess.Process] = []
+        """Gateway processes beyond the one in this process (``api_processes``)."""
         self._relays: list[asyncio.Task[None]] = []
         self.admin_urls: dict[str, str] = {}
 
@@ -109,9 +115,10 @@ class DevStack:
                     file=sys.stderr,
                 )
         if not self.redis_url:
-            self._redis = EmbeddedRedis()
+            # Everything dev starts runs on this machine: the socket is cheaper than TCP.
+            self._redis = EmbeddedRedis(unix_socket=True)
             await asyncio.to_thread(self._redis.start)
-            self.redis_url = self._redis.url
+            self.redis_url = self._redis.local_url
         if not self.aws_endpoint:
             self.aws_endpoint = await asyncio.to_thread(self._start_moto)
         await self._provision()
@@ -124,8 +131,8 @@ class DevStack:
         await self.edge.start()
         await self._start_adapters()
         await self._start_scheduler()
-        await self._start_gateway()
         env = self._worker_env()
+        await self._start_gateway(env)
         # Side by side: each worker's cold start (imports) takes a while.
         started = await asyncio.gather(
             *(self._start_worker(group, env) for group in self.loaded.groups),
@@ -214,8 +221,9 @@ class DevStack:
             self.scheduler = scheduler_for(self._redis_client, self.loaded)
             await self.scheduler.start()
 
-    async def _start_gateway(self) -> None:
-        """Serve the template's Api/HttpApi routes, as ``sam local start-api`` does."""
+    async def _start_gateway(self, env: dict[str, str]) -> None:
+        """Serve the template's Api/HttpApi routes, as ``sam local start-api`` does; with
+        ``api_processes`` > 1, more gateway processes share the port (SO_REUSEPORT)."""
         from bus.cli import UsageError
 
         from .http import ApiGateway, GatewayConfigError
@@ -225,11 +233,19 @@ class DevStack:
         assert self.redis_url is not None
         try:
             self.gateway = ApiGateway(
-                self.redis_url, self.loaded, port=self.api_port, mount_stage=self.mount_stage
-            )
+                self.redis_url, self.loaded, port=self.api_port, mount_stage=self.mount_stage,
+                reuse_port=self.api_processes > 1,
+            )  # fmt: skip
         except GatewayConfigError as exc:
             raise UsageError(str(exc)) from None
-        await self.gateway.start()
+        port = await self.gateway.start()
+        tail = ["adapter", "http", "--api-port", str(port), "--reuse-port"]
+        if self.mount_stage:
+            tail.append("--mount-stage")
+        await asyncio.gather(
+            *(self._start_child(tail, f"api{n}", env, self.gateways)
+              for n in range(2, self.api_processes + 1))
+        )  # fmt: skip
 
     async def _provision(self) -> None:
         """Create the template's queues, topics, buckets, tables and their wiring."""
@@ -281,19 +297,17 @@ class DevStack:
         return env
 
     async def _start_worker(self, group: list[str], env: dict[str, str]) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "--template",
-            str(self.loaded.path),
-            "--stack-name",
-            self.stack.name,
-            "worker",
-        ]
+        tail = ["worker"]
         for name in group:
-            cmd += ["--function", name]
-        if self.overrides:  # the worker loads the template the same way dev did
+            tail += ["--function", name]
+        await self._start_child(tail, "+".join(group), env, self.workers)
+
+    async def _start_child(self, tail: list[str], label: str, env: dict[str, str],
+                           into: list[asyncio.subprocess.Process]) -> None:  # fmt: skip
+        """Start ``lambdabus <tail>`` on this template; return once it is ready."""
+        cmd = [sys.executable, "-m", "adapters.cli", "--template", str(self.loaded.path),
+               "--stack-name", self.stack.name, *tail]  # fmt: skip
+        if self.overrides:  # the child loads the template the same way dev did
             cmd += ["--parameter-overrides", *self.overrides]
         proc = await asyncio.create_subprocess_exec(
             *cmd,
@@ -302,14 +316,13 @@ class DevStack:
             stdin=asyncio.subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-        self.workers.append(proc)
-        label = "+".join(group)
+        into.append(proc)
         started = asyncio.get_running_loop().create_future()
         self._relays.append(asyncio.create_task(self._relay(proc, label, started)))
         try:
             await asyncio.wait_for(started, 60)
         except TimeoutError:
-            raise RuntimeError(f"worker {label} did not start within 60 s") from None
+            raise RuntimeError(f"{label} did not start within 60 s") from None
 
     async def _relay(
         self, proc: asyncio.subprocess.Process, label: str, started: asyncio.Future[None]
@@ -325,7 +338,10 @@ class DevStack:
                 continue
             print(f"[{label}] {line}", file=sys.stderr, flush=True)
         if not started.done():
-            started.set_exception(RuntimeError(f"worker {label} exited with {await proc.wait()}"))
+            started.set_exception(RuntimeError(f"{label} exited with {await proc.wait()}"))
+
+    def _gateway_labels(self) -> set[str]:
+        return {f"api{n}" for n in range(2, self.api_processes + 1)}
 
     def _print_endpoints(self) -> None:
         assert self.edge is not None
@@ -340,7 +356,8 @@ class DevStack:
         if self.scheduler is not None:
             lines.append(f"  scheduler    {self.scheduler.describe()}")
         for label, url in sorted(self.admin_urls.items()):
-            lines.append(f"  worker       {label}: {url}")
+            kind = "api" if label in self._gateway_labels() else "worker"
+            lines.append(f"  {kind:<12} {label}: {url}")
         lines.append("ready")
         print("\n".join(lines), flush=True)
 
@@ -352,16 +369,8 @@ class DevStack:
             clean = await self.adapters.stop(grace_s)
         if self.scheduler is not None:
             clean = await self.scheduler.stop(grace_s) and clean
-        for proc in self.workers:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.workers:
-            try:
-                await asyncio.wait_for(proc.wait(), grace_s + 5)
-            except TimeoutError:
-                clean = False
-                proc.kill()
-                await proc.wait()
+        clean = await _terminate(self.gateways, grace_s) and clean
+        clean = await _terminate(self.workers, grace_s) and clean
         await asyncio.gather(*self._relays, return_exceptions=True)
         if self.sfn_executor is not None:
             await self.sfn_executor.stop()
@@ -376,3 +385,19 @@ class DevStack:
         if self._redis is not None:
             await asyncio.to_thread(self._redis.stop)
         return clean
+
+
+async def _terminate(procs: list[asyncio.subprocess.Process], grace_s: float) -> bool:
+    """SIGTERM each, then wait for all (killing what outlives the grace period)."""
+    clean = True
+    for proc in procs:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            await asyncio.wait_for(proc.wait(), grace_s + 5)
+        except TimeoutError:
+            clean = False
+            proc.kill()
+            await proc.wait()
+    return clean

@@ -9,7 +9,13 @@ b, ...), so a change in the machine's load hits both; the medians of the rounds
 are reported, with requests/s, p50/p99 latency (wrk --latency), the ratio of
 the rates, and one JSON line. The issue's target: (a) at least 40% of (b)'s rate.
 
-    python -m bench.http [--rounds 3] [--duration 8] [--connections 32] [--threads 1]
+    python -m bench.http [--rounds 3] [--duration 8] [--connections 32[,128...]] [--threads 1]
+                         [--api-processes N]
+
+Gateway processes: as many as the machine has CPUs by default (``lambdabus dev
+--api-processes``: more gateway processes on the API port with SO_REUSEPORT,
+as a deployment runs replicas); the bare server is aiohttp's single-process
+hello-world. ``--api-processes 1`` measures one gateway process.
 
 Connections: 32 by default for both servers, one wrk thread. The issue fixes
 no number; 32 keeps both servers saturated on a small machine without
@@ -27,13 +33,7 @@ processes spend per request is printed too, as the steadier measure on a shared
 machine: for (a) split into the gateway process (``lambdabus dev``), the worker
 process and redis-server.
 
-Measured on 2 shared cores (other test suites running; wrk -t1 -c32): before
-the packed-command hot paths (bus/redis_conn.py) the gateway path cost ~430 µs
-of CPU per request (gateway ~260, worker ~125, redis ~45) at 2,300-2,500 req/s;
-after, ~210-250 µs (gateway ~125-150, worker ~60-70, redis ~25-30) at
-4,500-6,000 req/s, 21-33% of bare aiohttp's rate, which itself moved between
-15,000 and 25,000 req/s with the machine's load. With -c16 / -c64 / -c128 the
-CPU per request was ~250 / ~200 / ~225 µs. Bare aiohttp needs ~35-50 µs.
+Measured numbers and their history: README.md, "Performance".
 """
 
 from __future__ import annotations
@@ -125,7 +125,9 @@ def wrk(url: str, seconds: int, connections: int, threads: int) -> dict[str, flo
     return parse_wrk(done.stdout)
 
 
-def start_dev(folder: Path, access_log: bool = False) -> tuple[subprocess.Popen[str], str]:
+def start_dev(
+    folder: Path, access_log: bool = False, api_processes: int = 1
+) -> tuple[subprocess.Popen[str], str]:
     """``lambdabus dev`` on the one-route template; returns it and its API URL."""
     (folder / "template.yaml").write_text(TEMPLATE)
     env = dict(os.environ, PYTHONPATH=str(ROOT), LAMBDABUS_INVOCATION_LOGS="0")
@@ -133,14 +135,15 @@ def start_dev(folder: Path, access_log: bool = False) -> tuple[subprocess.Popen[
     for var in ("LAMBDABUS_REDIS_URL", "AWS_ENDPOINT_URL"):
         env.pop(var, None)
     cmd = [sys.executable, "-m", "adapters.cli", "dev", str(folder / "template.yaml"),
-           "--edge-port", str(free_port()), "--api-port", str(free_port())]  # fmt: skip
+           "--edge-port", str(free_port()), "--api-port", str(free_port()),
+           "--api-processes", str(api_processes)]  # fmt: skip
     proc = subprocess.Popen(
         cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     assert proc.stdout is not None
     api = None
     for line in proc.stdout:
-        found = re.match(r"\s+api\s+(\S+)", line)
+        found = re.match(r"\s+api\s+(http\S+)", line)
         if found:
             api = found.group(1)
         if line.strip() == "ready" and api:
@@ -197,15 +200,17 @@ def _role(pid: int, root: int) -> str:
         return "other"
     if b"redis-server" in cmd[0]:  # its title is "redis-server 127.0.0.1:PORT"
         return "redis"
-    return "worker" if b"worker" in cmd else "other"
+    if b"worker" in cmd:
+        return "worker"
+    return "gateway" if b"http" in cmd else "other"  # more gateway processes (--api-processes)
 
 
-def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, float]:
+def measure(url: str, pid: int, connections: int, args: argparse.Namespace) -> dict[str, float]:
     """wrk's numbers plus the CPU the server side (``pid`` and its descendants) spent per
     request, in total and per role (gateway / worker / redis)."""
     pids = _descendants(pid)
     before = {p: _cpu_s([p]) for p in pids}
-    result = wrk(url, args.duration, args.connections, args.threads)
+    result = wrk(url, args.duration, connections, args.threads)
     spent = {p: _cpu_s([p]) - before[p] for p in pids}
     per_request = 1e6 / result["requests"]
     result["cpu_us_per_request"] = sum(spent.values()) * per_request
@@ -236,42 +241,58 @@ def _line(name: str, r: dict[str, float]) -> str:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not on PATH: `make bench-http` installs it (apt-get install wrk)")
-    gws: list[dict[str, float]] = []
-    bares: list[dict[str, float]] = []
+    counts = [int(c) for c in str(args.connections).split(",")]
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        proc, api = start_dev(Path(tmp), args.access_log)
+        proc, api = start_dev(Path(tmp), args.access_log, args.api_processes)
         port = free_port()
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         bare_cmd = [sys.executable, "-c", f"import bench.http as b; b.bare_server({port})"]
         bare_proc = subprocess.Popen(bare_cmd, cwd=ROOT, env=env, text=True)
         try:
             _wait_listening(port)
-            gw_url, bare_url = f"{api}/noop", f"http://127.0.0.1:{port}/"
-            for url in (gw_url, bare_url):  # warm-up: connections, imports, caches
-                wrk(url, 2, args.connections, args.threads)
-            for n in range(1, args.rounds + 1):
-                gws.append(measure(gw_url, proc.pid, args))
-                bares.append(measure(bare_url, bare_proc.pid, args))
-                print(f"round {n}: ratio {gws[-1]['rps'] / bares[-1]['rps']:.0%}", flush=True)
-                print("  " + _line("gateway + bus + worker", gws[-1]), flush=True)
-                print("  " + _line("bare aiohttp hello", bares[-1]), flush=True)
+            urls = (f"{api}/noop", f"http://127.0.0.1:{port}/")
+            for connections in counts:
+                results.append(_compare(urls, (proc.pid, bare_proc.pid), connections, args))
         finally:
             stop(bare_proc)
             stop(proc)
+    print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          f"{args.api_processes} gateway process(es)", flush=True)  # fmt: skip
+    return {
+        "api_processes": args.api_processes,
+        "rounds": args.rounds,
+        "duration_s": args.duration,
+        "threads": args.threads,
+        "access_log": args.access_log,
+        "runs": results,
+    }
+
+
+def _compare(
+    urls: tuple[str, str], pids: tuple[int, int], connections: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Interleaved rounds of the gateway and the bare server at one connection count."""
+    gws: list[dict[str, float]] = []
+    bares: list[dict[str, float]] = []
+    for url in urls:  # warm-up: connections, imports, caches
+        wrk(url, 2, connections, args.threads)
+    for n in range(1, args.rounds + 1):
+        gws.append(measure(urls[0], pids[0], connections, args))
+        bares.append(measure(urls[1], pids[1], connections, args))
+        print(f"-c{connections} round {n}: ratio {gws[-1]['rps'] / bares[-1]['rps']:.0%}")
+        print("  " + _line("gateway + bus + worker", gws[-1]))
+        print("  " + _line("bare aiohttp hello", bares[-1]), flush=True)
     gw = {k: _median(gws, k) for k in gws[0]}
     bare = {k: _median(bares, k) for k in bares[0]}
     ratio = gw["rps"] / bare["rps"]
     print(f"medians of {args.rounds} interleaved rounds, {args.duration} s each, "
-          f"wrk -t{args.threads} -c{args.connections}:")  # fmt: skip
+          f"wrk -t{args.threads} -c{connections}:")  # fmt: skip
     print(_line("gateway + bus + worker", gw))
     print(_line("bare aiohttp hello", bare))
-    print(f"ratio {ratio:.0%} of bare aiohttp's rate (target >= 40%); load average now "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)  # fmt: skip
+    print(f"ratio {ratio:.0%} of bare aiohttp's rate (target >= 40%)", flush=True)
     return {
-        "rounds": args.rounds,
-        "duration_s": args.duration,
-        "connections": args.connections,
-        "threads": args.threads,
+        "connections": connections,
         "gateway_rps": round(gw["rps"]),
         "gateway_p50_ms": round(gw["p50_ms"], 2),
         "gateway_p99_ms": round(gw["p99_ms"], 2),
@@ -281,7 +302,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             role: round(gw.get(f"cpu_us_{role}", 0.0)) for role in ("gateway", "worker", "redis")
         },
         "bare_cpu_us_per_request": round(bare["cpu_us_per_request"]),
-        "access_log": args.access_log,
         "bare_rps": round(bare["rps"]),
         "bare_p50_ms": round(bare["p50_ms"], 2),
         "bare_p99_ms": round(bare["p99_ms"], 2),
@@ -310,7 +330,15 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     ap.add_argument("--duration", type=int, default=8, help="seconds of each wrk run")
-    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument(
+        "--connections", default="32", help="wrk connections; a list (32,128) compares at each"
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--access-log", action="store_true", help="keep the gateway's access log")
+    ap.add_argument(
+        "--api-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="gateway processes sharing the port (dev's --api-processes; default: CPUs)",
+    )
     print(json.dumps(main(ap.parse_args())))

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import metrics
 from .envelope import Envelope, encode
@@ -25,7 +25,8 @@ from .events import DeadLetter, after_failure, destination_record
 from .handler import ErrorInfo
 from .keys import GROUP, FunctionKeys, reply_expires
 from .publish import Publisher, Target
-from .redis_conn import PinnedConnection, pack, pack_xadd
+from .redis_conn import pack, pack_xadd
+from .resp_pipe import RespPipe
 from .spec import DIRECT, FunctionSpec, Trigger
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,20 @@ REPLY_TTL_MS = 120_000
 
 
 class Acker:
-    """Coalesces acknowledgements (and synchronous replies) into one pipeline per burst."""
+    """Coalesces acknowledgements (and synchronous replies) into one write per loop
+    iteration, on a pipe of its own (:mod:`.resp_pipe`): writes don't wait for the
+    previous one's answer, and a write whose connection was lost is sent again."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._conn = PinnedConnection(redis, timeout_s=10.0)
+        self._pipe = RespPipe(redis, timeout_s=10.0, name="acks")
         self._pending: dict[str, list[bytes]] = {}
         self._replies: list[tuple[str, bytes]] = []
         self._closing = False
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._scheduled = False
+        self._in_flight = 0
+        self._failures = 0
+        self._connecting: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -56,8 +61,7 @@ class Acker:
             self._pending[stream] = [entry_id]
         else:
             ids.append(entry_id)
-        self._idle.clear()
-        self._wake.set()
+        self._soon()
 
     def reply(self, reply_to: str, payload: bytes, stream: str, entry_id: bytes) -> None:
         """Send a synchronous reply, then ack its entry, in the next flush."""
@@ -65,52 +69,102 @@ class Acker:
         self.ack(stream, entry_id)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="acker")
+        """Nothing to start: kept for symmetry with :meth:`close`."""
 
-    async def _run(self) -> None:
-        while not self._closing:
-            await self._wake.wait()
-            self._wake.clear()
-            await self.flush()
+    def _soon(self) -> None:
+        self._idle.clear()
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._write)
+
+    def _write(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            self._settled()
+            return
+        if not self._pipe.connected:
+            if self._connecting is None:
+                self._connecting = asyncio.create_task(self._connect(), name="acker")
+            return  # written once connected
+        taken = self.take()
+        if taken is not None:
+            self._pipe.send(*taken)
+
+    def take(self) -> tuple[list[bytes], int, Callable[[list[Any]], None]] | None:
+        """What is pending as one write: (chunks, command count, the callback its replies
+        must be given to). For a connection about to write anyway (the worker's next
+        read): one write and one wake-up instead of two. None if nothing is pending."""
+        if not self._pending:
+            return None
+        batch, self._pending = self._pending, {}
+        replies, self._replies = self._replies, []
+        chunks: list[bytes] = []  # one write: replies first, then their acks
+        for reply_to, payload in replies:
+            chunks += pack_xadd(reply_to.encode(), b"r", payload)
+        expiring = {r for r, _ in replies if reply_expires(r)}
+        for reply_to in expiring:
+            chunks += pack("PEXPIRE", reply_to, REPLY_TTL_MS)
+        for stream, ids in batch.items():
+            chunks += pack("XACK", stream, GROUP, *ids)
+        count = len(replies) + len(expiring) + len(batch)
+        self._in_flight += 1
+        return chunks, count, partial(self._written, batch, replies, len(expiring))
+
+    def _written(self, batch: dict[str, list[bytes]], replies: list[tuple[str, bytes]],
+                 n_expiring: int, results: list[Any]) -> None:  # fmt: skip
+        self._in_flight -= 1
+        lost = next((r for r in results if isinstance(r, RedisConnectionError)), None)
+        if lost is None:
+            self._failures = 0
+            self._report(results, len(replies), n_expiring, batch)
+            self._settled()
+            return
+        # Nothing or all of it may have landed: send it again (a caller ignores a repeated
+        # reply; XACK and PEXPIRE are idempotent), unless closing gives up.
+        self._failures += 1
+        if self._closing and self._failures >= CLOSE_ATTEMPTS:
+            log.error("acks not written while closing (%s); %d entries will be redelivered",
+                      lost, sum(map(len, batch.values())))  # fmt: skip
+            self._settled()
+            return
+        log.warning("writing acks failed (%s); retrying", lost)
+        self._requeue(batch, replies)
+        self._idle.clear()
+        if self._connecting is None:
+            self._connecting = asyncio.create_task(self._connect(), name="acker")
+
+    async def _connect(self) -> None:
+        """(Re)connect, backing off while Redis is away, then write what waits."""
+        try:
+            while True:
+                if self._failures:
+                    await asyncio.sleep(min(0.05 * 2**self._failures, 2.0))
+                try:
+                    await self._pipe.connect()
+                    break
+                except RedisConnectionError as exc:
+                    self._failures += 1
+                    if self._closing and self._failures >= CLOSE_ATTEMPTS:
+                        left = sum(map(len, self._pending.values()))
+                        log.error("acks not written while closing (%s); %d entries will be "
+                                  "redelivered", exc, left)  # fmt: skip
+                        self._pending, self._replies = {}, []
+                        self._settled()
+                        return
+                    log.warning("writing acks failed (%s); retrying", exc)
+        finally:
+            self._connecting = None
+        self._write()
+
+    def _settled(self) -> None:
+        if not self._pending and not self._in_flight and self._connecting is None:
+            self._idle.set()
 
     async def flush(self) -> None:
-        failures = 0
-        while self._pending:
-            batch, self._pending = self._pending, {}
-            replies, self._replies = self._replies, []
-            chunks: list[bytes] = []  # one write: replies first, then their acks
-            for reply_to, payload in replies:
-                chunks += pack_xadd(reply_to.encode(), b"r", payload)
-            expiring = {r for r, _ in replies if reply_expires(r)}
-            for reply_to in expiring:
-                chunks += pack("PEXPIRE", reply_to, REPLY_TTL_MS)
-            for stream, ids in batch.items():
-                chunks += pack("XACK", stream, GROUP, *ids)
-            count = len(replies) + len(expiring) + len(batch)
-            try:
-                results = await asyncio.shield(self._conn.execute(chunks, count))
-            except asyncio.CancelledError:
-                raise
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                # Nothing or all of it may have landed: send it again (a caller ignores a
-                # repeated reply; XACK and PEXPIRE are idempotent), unless closing gives up.
-                failures += 1
-                self._requeue(batch, replies)
-                if self._closing and failures >= CLOSE_ATTEMPTS:
-                    log.error("acks not written while closing (%s); %d entries will be "
-                              "redelivered", exc, sum(map(len, batch.values())))  # fmt: skip
-                    self._pending, self._replies = {}, []
-                    break
-                log.warning("writing acks failed (%s); retrying", exc)
-                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
-                continue
-            except Exception:
-                log.exception("writing acks failed; %d entries will be redelivered",
-                              sum(map(len, batch.values())))  # fmt: skip
-                continue
-            failures = 0
-            self._report(results, len(replies), len(expiring), batch)
-        self._idle.set()
+        """Write everything pending and wait until Redis has answered it."""
+        if self._pending:
+            self._soon()
+        await self._idle.wait()
 
     def _requeue(self, batch: dict[str, list[bytes]], replies: list[tuple[str, bytes]]) -> None:
         for stream, ids in batch.items():
@@ -133,13 +187,11 @@ class Acker:
                           stream, r, len(ids))  # fmt: skip
 
     async def close(self) -> None:
-        """Let a flush in flight finish (cancelling it could lose a reply), then flush the rest."""
+        """Write what is pending and wait for every write in flight (dropping one could
+        lose a reply), then close the connection."""
         self._closing = True
-        self._wake.set()
-        if self._task:
-            await asyncio.gather(self._task, return_exceptions=True)
         await self.flush()
-        await self._conn.close()
+        self._pipe.close()
 
 
 class Settler:

@@ -12,16 +12,19 @@ import logging
 import os
 import time
 import uuid
+from functools import partial
 from typing import Any, NamedTuple
 
 import msgpack
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError
 
 from .envelope import Envelope, encode
 from .handler import ErrorInfo, Outcome
 from .keys import FunctionKeys, reply_stream
 from .publish import Publisher, Target
-from .redis_conn import PinnedConnection, connect, first_error, pack, pack_xadd, raw_reader
+from .redis_conn import connect, pack, pack_xadd
+from .resp_pipe import RespPipe
 from .spec import DIRECT
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,8 @@ log = logging.getLogger(__name__)
 SOURCE = "lambdabus:invoke"
 READ_BLOCK_S = 1.0
 """How long one read of the reply stream blocks."""
+TRIM_EVERY = 256
+"""Replies read between two trims of the reply stream (sooner when no call waits)."""
 
 
 class InvokeResult(NamedTuple):
@@ -60,25 +65,33 @@ class Invoker:
     """Invokes functions of one stack from this process.
 
     Per call: one future, one timer and one packed XADD appended to the outbox.
-    The outbox goes out as one write on a connection the sender task keeps, and
-    the reply reader keeps its own; the reader trims what it has read in the same
-    round trip as its next read. A publish failure or the deadline resolves the
+    The outbox goes out as one write per loop iteration on a pipe of its own
+    (:mod:`.resp_pipe`), and the reply reader keeps another, issuing its next
+    read from the callback that delivered the last one; it trims what it has read
+    in the same round trip. A publish failure or the deadline resolves the
     caller's future with the error, so a call costs no task and one wake-up.
     """
 
     def __init__(self, redis_url: str, stack: str, *, process_id: str | None = None) -> None:
         self.stack = stack
         self.redis: Redis = connect(redis_url, max_connections=8)
-        self.reader: Redis = raw_reader(redis_url)
         self.reply_key = reply_stream(stack, process_id or f"{os.getpid()}-{os.urandom(4).hex()}")
         self.publisher = Publisher(self.redis, stack)
         self._futures: dict[str, asyncio.Future[InvokeResult]] = {}
         self._outbox: list[tuple[bytes, bytes, asyncio.Future[InvokeResult]]] = []
-        self._sender: asyncio.Task[None] | None = None
-        self._send_conn = PinnedConnection(self.redis, timeout_s=10.0)
+        self._flush_soon = False
+        self._sender = RespPipe(redis_url, timeout_s=10.0, name="invokes")
+        self._connecting: asyncio.Task[None] | None = None
+        self._reader = RespPipe(redis_url, timeout_s=READ_BLOCK_S + 5, name="replies")
+        self._reading = False
+        self._read_soon = False
+        """A read of the reply stream is about to be written (the outbox can wait for it)."""
+        self._reader_retry: asyncio.Task[None] | None = None
+        self._untrimmed = 0
+        """Replies read since the last trim."""
+        self._closed = False
         self._reply_last = b"0-0"
-        """How far the reply reader got: a restarted reader resumes there."""
-        self._reader_task: asyncio.Task[None] | None = None
+        """How far the reply reader got: a reconnected reader resumes there."""
         self._sync_keys: dict[str, bytes] = {}
 
     async def __aenter__(self) -> Invoker:
@@ -90,6 +103,8 @@ class Invoker:
     async def invoke(self, function: str, payload: Any, *, timeout_s: float = 30.0,
                      request_id: str | None = None) -> InvokeResult:  # fmt: skip
         """RequestResponse: run ``function`` on ``payload`` and return its reply."""
+        if self._closed:
+            raise InvokeTimeout("the invoker was closed")
         rid = request_id or str(uuid.uuid4())
         now = time.time()
         env = Envelope(
@@ -103,11 +118,12 @@ class Invoker:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[InvokeResult] = loop.create_future()
         self._futures[rid] = fut
-        if self._reader_task is None or self._reader_task.done():
-            self._reader_task = asyncio.create_task(self._read_replies(), name="replies")
+        if not self._reading:
+            self._start_reading()
         self._outbox.append((stream, data, fut))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send(), name="invokes")
+        if not self._flush_soon:
+            self._flush_soon = True
+            loop.call_soon(self._flush)
         timer = loop.call_at(loop.time() + timeout_s, _expire, fut, function, timeout_s)
         try:
             return await fut
@@ -126,61 +142,124 @@ class Invoker:
         await self.publisher.publish([env], [Target(function, DIRECT)])
         return rid
 
-    async def _send(self) -> None:
-        """Send the outbox, one write per batch, until it stays empty."""
-        try:
-            while self._outbox:
-                # Callers that gave up already: their entries would only be dropped unrun.
-                batch = [item for item in self._outbox if not item[2].done()]
-                self._outbox = []
-                if not batch:
-                    continue
-                chunks: list[bytes] = []
-                for stream, data, _ in batch:
-                    chunks += pack_xadd(stream, b"d", data)
-                try:
-                    replies = await self._send_conn.execute(chunks, len(batch))
-                except Exception as exc:
-                    replies = [exc] * len(batch)
-                for reply, (_, _, fut) in zip(replies, batch, strict=True):
-                    if isinstance(reply, Exception) and not fut.done():
-                        fut.set_exception(reply)
-        finally:
-            self._sender = None
+    # -- sending -----------------------------------------------------------------------
 
-    async def _read_replies(self) -> None:
-        conn = PinnedConnection(self.reader, timeout_s=READ_BLOCK_S + 5)
-        key = self.reply_key.encode()
-        trim = False
+    def _flush(self) -> None:
+        """Send the outbox as one write (connecting first if need be), unless the reply
+        reader is about to write its next read: then it goes out with that."""
+        self._flush_soon = False
+        if self._read_soon:
+            return
+        if not self._sender.connected:
+            if self._connecting is None and not self._closed:
+                self._connecting = asyncio.create_task(self._connect_sender(), name="invokes")
+            return  # the outbox goes out once connected
+        taken = self._take_outbox()
+        if taken is not None:
+            self._sender.send(taken[0], len(taken[1]), partial(_published, taken[1]))
+
+    def _take_outbox(self) -> tuple[list[bytes], list[asyncio.Future[InvokeResult]]] | None:
+        """The outbox as packed XADDs and their callers' futures; None if nobody waits."""
+        # Callers that gave up already: their entries would only be dropped unrun.
+        batch = [item for item in self._outbox if not item[2].done()]
+        self._outbox = []
+        if not batch:
+            return None
+        chunks: list[bytes] = []
+        for stream, data, _ in batch:
+            chunks += pack_xadd(stream, b"d", data)
+        return chunks, [f for _, _, f in batch]
+
+    async def _connect_sender(self) -> None:
         try:
-            while True:
-                last = self._reply_last
-                chunks = pack("XTRIM", key, "MINID", last) if trim else []
-                chunks += pack("XREAD", "COUNT", 1000, "BLOCK", int(READ_BLOCK_S * 1000),
-                               "STREAMS", key, last)  # fmt: skip
-                try:
-                    replies = await conn.execute(chunks, 2 if trim else 1)
-                    first_error(replies[-1:])
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("reading replies failed (%s); retrying", exc)
-                    await asyncio.sleep(0.2)
-                    continue
-                if trim and isinstance(replies[0], Exception):
-                    # trimming is housekeeping; the next read retries it
-                    log.warning("trimming %s failed (%s)", self.reply_key, replies[0])
-                reply = replies[-1]
-                trim = bool(reply)
-                if not reply:
-                    continue
-                streams: Any = reply.items() if isinstance(reply, dict) else reply
-                for _, entries in streams:
-                    for entry_id, fields in entries:
-                        self._reply_last = entry_id
-                        self._resolve(fields)
+            await self._sender.connect()
+        except Exception as exc:
+            outbox, self._outbox = self._outbox, []
+            for _, _, fut in outbox:
+                if not fut.done():
+                    fut.set_exception(exc)
         finally:
-            await conn.close()
+            self._connecting = None
+        if self._outbox:
+            self._flush()
+
+    # -- replies -------------------------------------------------------------------------
+
+    def _start_reading(self) -> None:
+        self._reading = True
+        self._reader_retry = asyncio.create_task(self._connect_reader(0.0), name="replies")
+
+    async def _connect_reader(self, delay_s: float) -> None:
+        """(Re)connect the reply reader, retrying until it works or the invoker closes."""
+        while not self._closed:
+            await asyncio.sleep(delay_s)
+            try:
+                await self._reader.connect()
+            except Exception as exc:
+                log.warning("reading replies failed (%s); retrying", exc)
+                delay_s = 0.2
+                continue
+            self._reader_retry = None
+            self._read_next()
+            return
+
+    def _read_next(self) -> None:
+        """The next XREAD of the reply stream, after the outbox's XADDs in the same write:
+        one write and one wake-up for both while calls keep coming."""
+        self._read_soon = False
+        if self._closed:
+            return
+        key = self.reply_key.encode()
+        last = self._reply_last
+        # Trim every few hundred replies, or once the stream went quiet: each XTRIM costs
+        # Redis about what a read does, and a few hundred read replies are a few KB.
+        trim = self._untrimmed >= TRIM_EVERY or (0 < self._untrimmed and not self._futures)
+        if trim:
+            self._untrimmed = 0
+        chunks = pack("XTRIM", key, "MINID", last) if trim else []
+        chunks += pack("XREAD", "COUNT", 1000, "BLOCK", int(READ_BLOCK_S * 1000),
+                       "STREAMS", key, last)  # fmt: skip
+        reads = 2 if trim else 1
+        taken = self._take_outbox()
+        if taken is None:
+            self._reader.send(chunks, reads, self._on_replies)
+            return
+        xadds, futures = taken
+        # An XADD's error reaches its caller with the read's answer: at once while replies
+        # flow, within READ_BLOCK_S when none do.
+        self._reader.send(xadds + chunks, len(futures) + reads,
+                          partial(self._on_sent_and_read, futures))  # fmt: skip
+
+    def _on_sent_and_read(self, futures: list[asyncio.Future[InvokeResult]],
+                          replies: list[Any]) -> None:  # fmt: skip
+        _published(futures, replies[: len(futures)])
+        self._on_replies(replies[len(futures) :])
+
+    def _on_replies(self, replies: list[Any]) -> None:
+        if self._closed:
+            return
+        reply = replies[-1]
+        if isinstance(reply, Exception):
+            log.warning("reading replies failed (%s); retrying", reply)
+            if isinstance(reply, ConnectionError):
+                self._reader_retry = asyncio.create_task(self._connect_reader(0.2))
+            else:  # an error reply (a wrong-type key, OOM on trim): the connection is fine
+                loop = asyncio.get_running_loop()
+                loop.call_later(0.2, lambda: None if self._closed else self._read_next())
+            return
+        if len(replies) == 2 and isinstance(replies[0], Exception):
+            # trimming is housekeeping; the next read retries it
+            log.warning("trimming %s failed (%s)", self.reply_key, replies[0])
+        if reply:
+            streams: Any = reply.items() if isinstance(reply, dict) else reply
+            for _, entries in streams:
+                self._untrimmed += len(entries)
+                for entry_id, fields in entries:
+                    self._reply_last = entry_id
+                    self._resolve(fields)
+        # Next loop iteration: the callers just answered send their next calls by then.
+        self._read_soon = True
+        asyncio.get_running_loop().call_soon(self._read_next)
 
     def _resolve(self, fields: list[bytes]) -> None:
         try:
@@ -197,17 +276,24 @@ class Invoker:
             fut.set_result(InvokeResult(rid, status, payload))
 
     async def close(self) -> None:
-        for task in (self._reader_task, self._sender):
+        self._closed = True
+        for task in (self._reader_retry, self._connecting):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        self._reader.close()
+        self._sender.close()
         for fut in self._futures.values():
             if not fut.done():
                 fut.set_exception(InvokeTimeout("the invoker was closed"))
-        await self._send_conn.close()
         await self.redis.delete(self.reply_key)
-        await self.reader.aclose()
         await self.redis.aclose()
+
+
+def _published(futures: list[asyncio.Future[InvokeResult]], replies: list[Any]) -> None:
+    for reply, fut in zip(replies, futures, strict=True):
+        if isinstance(reply, Exception) and not fut.done():
+            fut.set_exception(reply)
 
 
 def _expire(fut: asyncio.Future[InvokeResult], function: str, timeout_s: float) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgpack
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError
 
 from . import metrics
 from .concurrency import ConcurrencyLimiter
@@ -29,7 +29,8 @@ from .invocation import FunctionInvoker, make_runner, new_request_id
 from .keys import GROUP, FunctionKeys
 from .lanes import Lanes
 from .publish import Publisher
-from .redis_conn import PinnedConnection, connect, ensure_group, first_error, pack, raw_reader
+from .redis_conn import connect, ensure_group, pack, raw_reader
+from .resp_pipe import RespPipe
 from .runtime_env import function_arn
 from .settle import Acker, Settler
 from .spec import FunctionSpec, Stack, Trigger
@@ -163,13 +164,13 @@ class Worker:
     # -- reading ---------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        conn = PinnedConnection(self.reader, timeout_s=self.block_ms / 1000 + 5)
+        pipe = RespPipe(self.redis_url, timeout_s=self.block_ms / 1000 + 5, name="reads")
         try:
-            await self._read_from(conn)
+            await self._read_from(pipe)
         finally:
-            await conn.close()
+            pipe.close()
 
-    async def _read_from(self, conn: PinnedConnection) -> None:
+    async def _read_from(self, pipe: RespPipe) -> None:
         head = ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT")
         tail = ("BLOCK", self.block_ms, "STREAMS", self.keys.sync, self.keys.stream, ">", ">")
         while not self.stopping:
@@ -180,14 +181,14 @@ class Worker:
                 continue
             count = min(self.read_count, free * self.max_batch)
             try:
-                replies = await conn.execute(pack(*head, count, *tail), 1)
-                first_error(replies)
-                reply = replies[0]
+                await pipe.connect()
+                reply = await self._read(pipe, pack(*head, count, *tail))
             except (RedisError, OSError) as exc:
                 # Redis restarted, failed over or dropped us: keep trying, recreating the
                 # groups if the streams came back empty (NOGROUP).
                 log.warning("reading %s failed (%s); retrying", self.keys.stream, exc)
                 self.ready = False
+                pipe.close()
                 await asyncio.sleep(0.5)
                 try:
                     for stream in (self.keys.stream, self.keys.sync):
@@ -202,6 +203,27 @@ class Worker:
                 except Exception:
                     # Whatever went wrong stays pending and is reclaimed; keep reading.
                     log.exception("dispatching entries of %s failed", self.keys.stream)
+                # Let the handlers that don't suspend finish first: their replies and acks
+                # then go out in the same write as the next read (see _read).
+                await asyncio.sleep(0)
+
+    async def _read(self, pipe: RespPipe, read: list[bytes]) -> Any:
+        """One XREADGROUP, with whatever the Acker has pending written just before it."""
+        taken = self.acker.take()
+        if taken is None:
+            [reply] = await pipe.call(read, 1)
+        else:
+            chunks, n, done = taken
+            try:
+                replies = await pipe.call(chunks + read, n + 1)
+            except BaseException:  # cancelled: they may or may not have been written
+                done([ConnectionError("the read was cancelled")] * n)  # resent (idempotent)
+                raise
+            done(replies[:n])
+            reply = replies[n]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     def handle_reply(self, reply: Any, reclaimed: dict[bytes, int] | None = None) -> None:
         """Dispatch raw XREADGROUP / XAUTOCLAIM entries; ``reclaimed`` maps id → extra attempts."""

@@ -481,3 +481,39 @@ def test_dev_runs_sqs_and_s3_sources_end_to_end(tmp_path: Path) -> None:
         sizes.add(parsed.Records[0].s3.object.size)
     assert sizes == {2, 5}
     assert json.loads(sources["aws:sqs"]["Records"][0]["body"]) == {"job": 1}  # type: ignore[index]
+
+
+def test_dev_with_two_api_processes_shares_the_port_and_stops_clean(tmp_path: Path) -> None:
+    """``--api-processes 2``: a second gateway process (``lambdabus adapter http
+    --reuse-port``) serves the same port beside dev's own; both stop with dev."""
+    import urllib.request
+
+    app = tmp_path / "app"
+    (app / "hello").mkdir(parents=True)
+    (app / "hello" / "app.py").write_text(HELLO)
+    (app / "template.yaml").write_text(HTTP_TEMPLATE)
+    api_port = free_port()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dev = Dev(app, tmp, "--api-port", str(api_port), "--api-processes", "2")
+    try:
+        assert any(line.split()[:2] == ["api", "api2:"] for line in dev.lines), dev.lines
+        gateways = [
+            pid
+            for pid in children_of(dev.proc.pid)
+            if b"\0http\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(gateways) == 1
+        for n in range(40):  # a new connection each: the kernel spreads them over both
+            with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/hello/n{n}") as resp:
+                assert json.loads(resp.read())["hello"] == f"n{n}"
+    finally:
+        assert dev.stop() == 0
+    assert not Path(f"/proc/{gateways[0]}").exists() or b"zombie" in _state(gateways[0])
+
+
+def _state(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/status").read_bytes().lower()
+    except OSError:
+        return b"zombie"

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from adapters.http.request import (
     RequestData,
-    forwarded,
     http_request_id,
     request_times,
     trace_id,
 )
 from adapters.samples_aws import clf, epoch_ms
+from tests.http_reference import forwarded
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -1,20 +1,19 @@
-"""The hot paths' Redis plumbing: pre-packed commands on a pinned connection
-(bus/redis_conn.py), and the synchronous Invoker built on it (bus/sync.py)."""
+"""The hot paths' Redis plumbing: pre-packed commands (bus/redis_conn.py), and the
+synchronous Invoker and the worker's Acker built on pipes (bus/sync.py, bus/settle.py;
+the pipe itself: tests/test_resp_pipe.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 
 import msgpack
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from bus.embedded import EmbeddedRedis
 from bus.keys import FunctionKeys
-from bus.redis_conn import PinnedConnection, connect, first_error, pack, pack_xadd
+from bus.redis_conn import connect, pack, pack_xadd
 from bus.sync import Invoker, InvokeTimeout
 from tests.procs import eventually
 
@@ -29,81 +28,33 @@ def test_pack_is_resp_and_xadd_packs_the_same() -> None:
     )
 
 
-async def test_replies_come_back_in_order_with_errors_in_place(
-    redis: Redis, redis_url: str
+async def test_connections_the_server_closed_are_replaced_before_the_next_call(
+    redis: Redis, redis_url: str, stack_name: str
 ) -> None:
-    key = f"pinned:{uuid.uuid4().hex}"
-    client = connect(redis_url)
-    conn = PinnedConnection(client)
-    try:
-        chunks = (
-            pack("SET", key, "text")
-            + pack("INCR", key)
-            + pack_xadd(f"{key}:s".encode(), b"d", b"\x00payload")
-        )
-        chunks += pack("GET", key)
-        replies = await conn.execute(chunks, 4)
-        assert replies[0] is True or replies[0] == b"OK"
-        assert isinstance(replies[1], ResponseError)  # not an integer: reported, not raised
-        assert isinstance(replies[2], bytes)  # the entry id: later commands still ran
-        assert replies[3] == b"text"
-        with pytest.raises(ResponseError):
-            first_error(replies)
-        entries = await redis.xrange(f"{key}:s")
-        assert [fields for _, fields in entries] == [{b"d": b"\x00payload"}]
-        # The connection is still in step: the next call reads its own replies.
-        assert await conn.execute(pack("GET", key), 1) == [b"text"]
-    finally:
-        await conn.close()
-        await client.aclose()
-        await redis.delete(key, f"{key}:s")
+    """Killed while idle (CLIENT KILL, Redis's idle timeout, a restart): the invoker's
+    sending and reply-reading connections come back, and the next call gets its reply."""
+    fn = f"echo_{uuid.uuid4().hex[:8]}"
+    async with Invoker(redis_url, stack_name) as inv:
+        for attempt in range(2):
+            call = asyncio.create_task(inv.invoke(fn, {"n": attempt}, timeout_s=30))
+            await _answer_one(redis, stack_name, fn)
+            assert (await asyncio.wait_for(call, 10)).payload == {"echo": {"n": attempt}}
+            # every client but the test's own: the invoker's two
+            await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
 
 
-async def test_a_connection_the_server_closed_is_replaced_before_the_next_call(
-    redis: Redis, redis_url: str
-) -> None:
-    """Killed while idle (CLIENT KILL, Redis's idle timeout, a restart): nothing was sent
-    on it yet, so the next call reconnects instead of failing."""
-    name = f"pinned-{uuid.uuid4().hex[:8]}"
-    client = connect(f"{redis_url}?client_name={name}")
-    conn = PinnedConnection(client)
-    try:
-        assert await conn.execute(pack("PING"), 1) in ([b"PONG"], [True])
-        ids = [c["id"] for c in await redis.client_list() if c.get("name") == name]
-        assert ids
-        for client_id in ids:
-            await redis.client_kill_filter(_id=client_id)
-        await eventually(lambda: _closed(conn), "the kill to reach the client", timeout_s=5)
-        assert await conn.execute(pack("ECHO", "back"), 1) == [b"back"]
-    finally:
-        await conn.close()
-        await client.aclose()
+async def _answer_one(redis: Redis, stack_name: str, fn: str) -> None:
+    """Act as the worker for the one call waiting on ``fn``'s synchronous stream."""
+    sync = FunctionKeys(stack_name, fn).sync
 
+    async def published() -> bool:
+        return await redis.xlen(sync) == 1
 
-async def test_concurrent_calls_never_interleave_on_one_connection(redis_url: str) -> None:
-    client = connect(redis_url)
-    conn = PinnedConnection(client)
-    try:
-        words = [f"w{i}-{uuid.uuid4().hex}" for i in range(50)]
-        replies = await asyncio.gather(*(conn.execute(pack("ECHO", w), 1) for w in words))
-        assert replies == [[w.encode()] for w in words]
-    finally:
-        await conn.close()
-        await client.aclose()
-
-
-async def test_unix_socket_urls_connect(tmp_path: Path) -> None:
-    """``connect`` used to pass TCP keepalive options a Unix socket refuses."""
-    sock = tmp_path / "redis.sock"
-    with EmbeddedRedis(extra_args=["--unixsocket", str(sock), "--unixsocketperm", "700"]):
-        client = connect(f"unix://{sock}")
-        conn = PinnedConnection(client)
-        try:
-            assert await client.ping()
-            assert await conn.execute(pack("ECHO", "unix"), 1) == [b"unix"]
-        finally:
-            await conn.close()
-            await client.aclose()
+    await eventually(published, "the call published")
+    [(entry_id, fields)] = await redis.xrange(sync)
+    await redis.xdel(sync, entry_id)
+    env = msgpack.unpackb(fields[b"d"], raw=False)
+    await redis.xadd(env[12], {"r": msgpack.packb([env[1], "success", {"echo": env[5]}])})
 
 
 async def test_a_failed_publish_fails_the_call_at_once_not_at_its_deadline(
@@ -170,12 +121,6 @@ async def test_a_reply_with_a_foreign_request_id_does_not_stop_the_reader(
         await redis.xadd(inv.reply_key, {"r": msgpack.packb([rid, "success", {"ok": 1}])})
         result = await asyncio.wait_for(call, 5)
     assert (result.status, result.payload) == ("success", {"ok": 1})
-
-
-async def _closed(conn: PinnedConnection) -> bool:
-    await asyncio.sleep(0)  # let the transport see the FIN
-    reader = getattr(conn._conn, "_reader", None)
-    return reader is None or reader.at_eof()
 
 
 async def _one(inv: Invoker) -> bool:

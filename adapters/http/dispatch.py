@@ -17,7 +17,6 @@ only the log.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -46,6 +45,8 @@ MAX_HEADER_BYTES = 10240
 """Request line and headers together, as API Gateway counts them."""
 LAMBDA_SYNC_LIMIT = 6 * 1024 * 1024
 """Lambda's synchronous invocation payload limit; a bigger event fails the integration."""
+_MAY_EXCEED_SYNC_LIMIT = LAMBDA_SYNC_LIMIT * 3 // 4
+"""A body under this can't make the event that big (base64 grows it by a third)."""
 
 ROUTE_KEY = web.RequestKey("lambdabus_route", str)
 """What the access log names: ``Function routeKey`` or the refusal."""
@@ -53,7 +54,16 @@ ROUTE_KEY = web.RequestKey("lambdabus_route", str)
 
 def _decoded_headers(request: web.BaseRequest) -> tuple[tuple[str, str], ...]:
     """Raises UnicodeDecodeError for bytes that aren't UTF-8 (events are JSON text)."""
-    return tuple((k.decode("utf-8"), v.decode("utf-8")) for k, v in request.raw_headers)
+    return tuple([(k.decode("utf-8"), v.decode("utf-8")) for k, v in request.raw_headers])
+
+
+def _protocol(version: tuple[int, int]) -> str:
+    """``HTTP/1.1``, as the events name the request's protocol."""
+    known = _PROTOCOLS.get(version)
+    return known if known is not None else f"HTTP/{version[0]}.{version[1]}"
+
+
+_PROTOCOLS = {(1, 1): "HTTP/1.1", (1, 0): "HTTP/1.0"}
 
 
 def _request_ids(kind: ApiKind) -> tuple[str, list[tuple[str, str]]]:
@@ -69,20 +79,28 @@ async def read_body(request: web.BaseRequest, limit: int, timeout_s: float) -> b
     hasn't all arrived ``timeout_s`` after we started reading it.
 
     The deadline covers the whole body, not the gap between chunks: a client that
-    trickles a byte a second would keep an idle timer happy forever."""
+    trickles a byte a second would keep an idle timer happy forever. A body that has
+    all arrived already (most do, with their head) is read without waiting, so
+    without arming the timer."""
     if not request.body_exists:
         return b""
-    chunks: list[bytes] = []
-    total = 0
+    if request.content.is_eof():
+        return await _read_all(request, limit)
     try:
         async with asyncio.timeout(timeout_s):
-            while chunk := await request.content.readany():
-                total += len(chunk)
-                if total > limit:
-                    raise Denied("too_large", f"body over {limit} bytes")
-                chunks.append(chunk)
+            return await _read_all(request, limit)
     except TimeoutError:
         raise Denied("request_timeout", f"body incomplete after {timeout_s:g} s") from None
+
+
+async def _read_all(request: web.BaseRequest, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await request.content.readany():
+        total += len(chunk)
+        if total > limit:
+            raise Denied("too_large", f"body over {limit} bytes")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -118,13 +136,15 @@ class Dispatcher:
         kind: ApiKind = self.default_kind
         ids: tuple[str, list[tuple[str, str]]] | None = None
         try:
-            found = self._route(request)
+            raw_path, raw_query = self._target(request)
+            found = self._route(request, raw_path)
             if isinstance(found, Miss):
                 kind = found.kind
                 raise Denied("not_found", "no route")
             kind = found.api.kind if isinstance(found, Preflight) else found.route.api.kind
             ids = _request_ids(kind)
-            answer = await self._serve(request, found, ids[0])
+            req = self._request(request, raw_path, raw_query)
+            answer = await self._serve(request, req, found, ids[0])
         except Denied as denied:
             answer = refusal(kind, denied.what, extra=denied.headers)
             request[ROUTE_KEY] = f"{request.get(ROUTE_KEY, '-')} refused: {denied.reason}"
@@ -138,16 +158,20 @@ class Dispatcher:
             response.force_close()  # refused unread: the leftover body can't be reused
         return response
 
-    def _route(self, request: web.BaseRequest) -> Match | Miss | Preflight:
+    def _target(self, request: web.BaseRequest) -> tuple[str, str]:
+        """(raw path, raw query) of a request within API Gateway's size limits."""
         target = request.raw_path
         if len(target) > MAX_URL_BYTES:
             raise Denied("uri_too_long", f"{len(target)} bytes")
         if not target.startswith("/"):
             raise Denied("bad_request", "the request target must be a path")
-        size = len(target) + sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+        size = len(target) + sum([len(k) + len(v) + 4 for k, v in request.raw_headers])
         if size > MAX_HEADER_BYTES:
             raise Denied("headers_too_large", f"{size} bytes")
-        raw_path = target.split("?", 1)[0].split("#", 1)[0]
+        raw_path, _, raw_query = target.split("#", 1)[0].partition("?")
+        return raw_path, raw_query
+
+    def _route(self, request: web.BaseRequest, raw_path: str) -> Match | Miss | Preflight:
         try:
             if request.method == "OPTIONS":
                 cors = is_preflight(
@@ -162,33 +186,36 @@ class Dispatcher:
         except UnicodeDecodeError:
             raise Denied("bad_request", "the path is not UTF-8") from None
 
-    def _request(self, request: web.BaseRequest) -> RequestData:
-        target = request.raw_path.split("#", 1)[0]
-        raw_path, _, raw_query = target.partition("?")
+    def _request(self, request: web.BaseRequest, raw_path: str, raw_query: str) -> RequestData:
         try:
             headers = _decoded_headers(request)
         except UnicodeDecodeError:
             raise Denied("bad_request", "a header is not UTF-8") from None
-        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        transport = request.transport
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
         port = sockname[1] if isinstance(sockname, tuple) else 0
-        version = f"HTTP/{request.version.major}.{request.version.minor}"
         return RequestData(
-            request.method, raw_path, raw_query, headers, request.remote or "", port, version
+            request.method,
+            raw_path,
+            raw_query,
+            headers,
+            request.remote or "",
+            port,
+            _protocol(request.version),
         )
 
     async def _serve(
-        self, request: web.BaseRequest, found: Match | Preflight, request_id: str
+        self, request: web.BaseRequest, req: RequestData, found: Match | Preflight, request_id: str
     ) -> Answer:
-        req = self._request(request)
         if isinstance(found, Preflight):
             request[ROUTE_KEY] = f"{found.api.logical_id} CORS preflight"
             return await self._preflight(req, found, request_id)
         route = found.route
-        request[ROUTE_KEY] = f"{route.function} {route.route_key}"
+        request[ROUTE_KEY] = route.label
         if (request.content_length or 0) > MAX_BODY_BYTES:
             raise Denied("too_large", f"Content-Length {request.content_length}")
         try:
-            req.query()
+            query = req.query()
         except ValueError:  # UnicodeDecodeError too
             raise Denied("bad_request", "the query string is not valid UTF-8 form data") from None
         auth = route.auth
@@ -201,12 +228,13 @@ class Dispatcher:
             await _continue(request)
             body = await read_body(request, MAX_BODY_BYTES, self.body_timeout_s)
             if body:
-                req = dataclasses.replace(req, body=body)
+                req = req.with_body(body)
         if route.payload_version == "2.0":
-            event = build_v2(req, found, request_id, grant=grant)
+            event = build_v2(req, found, request_id, grant=grant, query=query)
         else:
+            extended_id = http_request_id()
             event = build_v1(
-                req, found, request_id, http_request_id(), api_key=api_key, grant=grant
+                req, found, request_id, extended_id, api_key=api_key, grant=grant, query=query
             )
         answer = await self._invoke(found, event, len(req.body), request_id)
         if route.api.kind == "http" and route.api.cors is not None:
@@ -232,7 +260,7 @@ class Dispatcher:
     ) -> Answer:
         route = match.route
         kind = route.api.kind
-        if body_bytes > LAMBDA_SYNC_LIMIT * 3 // 4 and len(json.dumps(event)) > LAMBDA_SYNC_LIMIT:
+        if body_bytes > _MAY_EXCEED_SYNC_LIMIT and len(json.dumps(event)) > LAMBDA_SYNC_LIMIT:
             log.error(
                 "%s: event over Lambda's 6 MB payload limit (request %s)", route.function, rid
             )

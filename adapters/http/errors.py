@@ -31,9 +31,12 @@ Refusal = Literal[
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
-    """A complete HTTP answer: status, headers in order (repeats allowed), body bytes."""
+    """A complete HTTP answer: status, headers in order (repeats allowed), body bytes.
+
+    Not frozen, though nothing changes one: one or two are made per request, see
+    :class:`~.request.RequestData`."""
 
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
@@ -83,13 +86,24 @@ def refusal(kind: ApiKind, what: Refusal, *, extra: list[tuple[str, str]] | None
     A REST API's explicit-deny body really is spelled ``{"Message": ...}`` with a
     capital M, and an authorizer failure really answers ``{"message": null}``.
     """
-    status, message, error_type = _ANSWERS[kind][what]
-    key = "Message" if (kind, what) == ("rest", "forbidden") else "message"
+    status, _, error_type = _ANSWERS[kind][what]
     headers = [("Content-Type", "application/json")]
     if error_type is not None:
         headers.append(("x-amzn-ErrorType", error_type))
     headers.extend(extra or ())
-    return Answer(status, headers, json.dumps({key: message}).encode())
+    return Answer(status, headers, _BODIES[kind][what])
+
+
+def _body(kind: ApiKind, what: Refusal, message: str | None) -> bytes:
+    key = "Message" if (kind, what) == ("rest", "forbidden") else "message"
+    return json.dumps({key: message}).encode()
+
+
+_BODIES = {
+    kind: {what: _body(kind, what, message) for what, (_, message, _) in answers.items()}
+    for kind, answers in _ANSWERS.items()
+}
+"""The refusals' bodies, encoded once: an unknown path is answered as often as asked."""
 
 
 class Denied(Exception):

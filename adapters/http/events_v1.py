@@ -17,7 +17,16 @@ from urllib.parse import unquote
 
 from adapters.template.models import ACCOUNT_ID
 
-from .request import Grant, RequestData, domain_prefix, encode_body, forwarded, request_times
+from .request import (
+    OVERRIDDEN,
+    TRACE_HEADER,
+    Grant,
+    RequestData,
+    domain_prefix,
+    encode_body,
+    gateway_headers,
+    request_times,
+)
 from .routes import Match
 
 
@@ -27,14 +36,30 @@ def _resource_id(path: str) -> str:
     return hashlib.sha256(path.encode()).hexdigest()[:6]
 
 
-def multi_headers(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
-    """Names as the client spelt them; a repeat spelt differently joins the first spelling."""
+def headers_v1(req: RequestData) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(``headers``, ``multiValueHeaders``) in one pass over the headers: what the plain
+    ``multi_headers(forwarded(req, lower=False))`` of tests/http_reference.py gives, and
+    the last value of each."""
     spelled: dict[str, str] = {}
-    out: dict[str, list[str]] = {}
-    for name, value in headers:
-        key = spelled.setdefault(name.lower(), name)
-        out.setdefault(key, []).append(value)
-    return out
+    last: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    previous: str | None = None
+    for name, value in req.headers:
+        lowered = name.lower()
+        if lowered in OVERRIDDEN:
+            if lowered == "x-forwarded-for":
+                previous = value
+            continue
+        key = spelled.setdefault(lowered, name)
+        last[key] = value
+        if key in multi:
+            multi[key].append(value)
+        else:
+            multi[key] = [value]
+    for name, value in gateway_headers(req, previous, TRACE_HEADER in spelled, lower=False):
+        last[name] = value
+        multi[name] = [value]
+    return last, multi
 
 
 def identity(req: RequestData, api_key: str | None) -> dict[str, Any]:
@@ -112,31 +137,33 @@ def build_v1(
     *,
     api_key: str | None = None,
     grant: Grant | None = None,
+    query: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """The proxy event for ``req`` routed by ``match``; raises UnicodeDecodeError or
-    ValueError for a query string that isn't UTF-8 or has too many fields."""
+    ValueError for a query string that isn't UTF-8 or has too many fields.
+    ``query``: ``req.query()``, when the caller has parsed it already."""
     route = match.route
-    rest = route.api.kind == "rest"
-    headers = multi_headers(forwarded(req, lower=False))
-    query = req.query()
-    body, is_b64 = encode_body(
-        req.body, req.header("Content-Type"), route.api.binary_media_types if rest else None
+    api = route.api
+    rest = api.kind == "rest"
+    headers, multi = headers_v1(req)
+    if query is None:
+        query = req.query()
+    body, is_b64 = (
+        encode_body(req.body, req.header("Content-Type"), api.binary_media_types if rest else None)
+        if req.body
+        else (None, False)
     )
-    event: dict[str, Any] = {}
-    if not rest:
-        event["version"] = "1.0"
-    event |= {
-        "resource": route.path,
-        "path": match.path if rest else unquote(match.path),
-        "httpMethod": req.method,
-        "headers": {k: v[-1] for k, v in headers.items()},
-        "multiValueHeaders": headers,
-        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
-        "multiValueQueryStringParameters": query or None,
-        "requestContext": request_context(req, match, request_id, extended_id, api_key, grant),
-        "pathParameters": match.path_parameters,
-        "stageVariables": dict(route.api.stage_variables) if route.api.stage_variables else None,
-        "body": body,
-        "isBase64Encoded": is_b64,
-    }
+    event: dict[str, Any] = {} if rest else {"version": "1.0"}
+    event["resource"] = route.path
+    event["path"] = match.path if rest else unquote(match.path)
+    event["httpMethod"] = req.method
+    event["headers"] = headers
+    event["multiValueHeaders"] = multi
+    event["queryStringParameters"] = {k: v[-1] for k, v in query.items()} if query else None
+    event["multiValueQueryStringParameters"] = query or None
+    event["requestContext"] = request_context(req, match, request_id, extended_id, api_key, grant)
+    event["pathParameters"] = match.path_parameters
+    event["stageVariables"] = dict(api.stage_variables) if api.stage_variables else None
+    event["body"] = body
+    event["isBase64Encoded"] = is_b64
     return event

@@ -16,22 +16,36 @@ from urllib.parse import unquote
 
 from adapters.template.models import ACCOUNT_ID
 
-from .request import Grant, RequestData, domain_prefix, encode_body, forwarded, request_times
+from .request import (
+    OVERRIDDEN,
+    TRACE_HEADER,
+    Grant,
+    RequestData,
+    domain_prefix,
+    encode_body,
+    gateway_headers,
+    request_times,
+)
 from .routes import Match
 
 
-def joined_headers(headers: list[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
-    """(lower-cased headers with repeats comma-joined, cookies split out of ``cookie``)."""
+def headers_v2(req: RequestData) -> tuple[dict[str, str], list[str]]:
+    """``joined_headers(forwarded(req, lower=True))`` (tests/http_reference.py) in one pass."""
     out: dict[str, str] = {}
     cookies: list[str] = []
-    for name, value in headers:
+    previous: str | None = None
+    for name, value in req.headers:
         key = name.lower()
-        if key == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+        if key in OVERRIDDEN:
+            if key == "x-forwarded-for":
+                previous = value
+        elif key == "cookie":
+            cookies.extend([c.strip() for c in value.split(";") if c.strip()])
         elif key in out:
             out[key] = f"{out[key]},{value}"
         else:
             out[key] = value
+    out.update(gateway_headers(req, previous, TRACE_HEADER in out, lower=True))
     return out, cookies
 
 
@@ -44,8 +58,13 @@ def authorizer_v2(grant: Grant | None) -> dict[str, Any] | None:
 
 
 def request_context(
-    req: RequestData, match: Match, request_id: str, grant: Grant | None = None
+    req: RequestData,
+    match: Match,
+    request_id: str,
+    grant: Grant | None = None,
+    path: str | None = None,
 ) -> dict[str, Any]:
+    """``path``: the decoded path, when the caller has it already."""
     host = req.host()
     request_time, epoch_ms = request_times(req.time)
     context: dict[str, Any] = {
@@ -55,7 +74,7 @@ def request_context(
         "domainPrefix": domain_prefix(host),
         "http": {
             "method": req.method,
-            "path": unquote(req.raw_path),
+            "path": unquote(req.raw_path) if path is None else path,
             "protocol": req.protocol,
             "sourceIp": req.source_ip,
             "userAgent": req.header("User-Agent") or "",
@@ -73,18 +92,28 @@ def request_context(
 
 
 def build_v2(
-    req: RequestData, match: Match, request_id: str, *, grant: Grant | None = None
+    req: RequestData,
+    match: Match,
+    request_id: str,
+    *,
+    grant: Grant | None = None,
+    query: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """The proxy event for ``req`` routed by ``match``; raises UnicodeDecodeError or
-    ValueError for a query string that isn't UTF-8 or has too many fields."""
-    headers, cookies = joined_headers(forwarded(req, lower=True))
-    query = req.query()
-    body, is_b64 = encode_body(req.body, req.header("Content-Type"), None)
+    ValueError for a query string that isn't UTF-8 or has too many fields.
+    ``query``: ``req.query()``, when the caller has parsed it already."""
+    headers, cookies = headers_v2(req)
+    if query is None:
+        query = req.query()
+    body, is_b64 = (
+        encode_body(req.body, req.header("Content-Type"), None) if req.body else (None, False)
+    )
     route = match.route
+    path = unquote(req.raw_path)
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route.route_key,
-        "rawPath": unquote(req.raw_path),
+        "rawPath": path,
         "rawQueryString": req.raw_query,
     }
     if cookies:
@@ -92,7 +121,7 @@ def build_v2(
     event["headers"] = headers
     if query:
         event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
-    event["requestContext"] = request_context(req, match, request_id, grant)
+    event["requestContext"] = request_context(req, match, request_id, grant, path)
     if body is not None:
         event["body"] = body
     if match.path_parameters:

@@ -9,13 +9,13 @@ values were checked to be UTF-8 before they got here.
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import random
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from adapters.samples_aws import clf
 
@@ -27,8 +27,12 @@ _TEXT_TYPES = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestData:
+    """What an event is built from. Not frozen, though nothing changes one: the gateway
+    makes one or two per request, and a frozen dataclass pays an ``object.__setattr__``
+    call per field to be made (about a microsecond here)."""
+
     method: str
     raw_path: str
     """As received: percent-encoded, without the query string."""
@@ -40,39 +44,61 @@ class RequestData:
     server_port: int
     protocol: str = "HTTP/1.1"
     body: bytes = b""
-    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    time: datetime = field(default_factory=functools.partial(datetime.now, UTC))
+    _last: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+    """Lower-cased name -> last value, made when :meth:`header` is first asked (it is
+    asked several times a request)."""
 
     def header(self, name: str) -> str | None:
         """The last value of a header (case-insensitive), as REST's ``headers`` keeps it."""
-        lowered = name.lower()
-        value = None
-        for key, item in self.headers:
-            if key.lower() == lowered:
-                value = item
-        return value
+        if self._last is None:
+            self._last = {k.lower(): v for k, v in self.headers}
+        return self._last.get(name.lower())
 
     def host(self) -> str:
-        return self.header("Host") or f"localhost:{self.server_port}"
+        return self.header("host") or f"localhost:{self.server_port}"
+
+    def with_body(self, body: bytes) -> RequestData:
+        return RequestData(
+            self.method, self.raw_path, self.raw_query, self.headers, self.source_ip,
+            self.server_port, self.protocol, body, self.time,
+        )  # fmt: skip
 
     def query(self) -> dict[str, list[str]]:
         """Decoded parameters in order; raises UnicodeDecodeError or ValueError on junk."""
-        params: dict[str, list[str]] = {}
-        if not self.raw_query:
-            return params
-        pairs = parse_qsl(
-            self.raw_query,
-            keep_blank_values=True,
-            errors="strict",
-            max_num_fields=MAX_QUERY_FIELDS,
-        )
-        for name, value in pairs:
-            params.setdefault(name, []).append(value)
-        return params
+        return parse_query(self.raw_query) if self.raw_query else {}
+
+
+def parse_query(raw_query: str) -> dict[str, list[str]]:
+    """``parse_qsl(keep_blank_values=True, errors="strict", max_num_fields=1000)``
+    grouped by name, without its per-call argument coercion (tests compare the two)."""
+    if raw_query.count("&") >= MAX_QUERY_FIELDS:
+        raise ValueError("Max number of fields exceeded")
+    params: dict[str, list[str]] = {}
+    for field_ in raw_query.split("&"):
+        if not field_:
+            continue
+        name, _, value = field_.partition("=")
+        if "+" in field_:
+            name, value = name.replace("+", " "), value.replace("+", " ")
+        if "%" in field_:
+            name, value = unquote(name, errors="strict"), unquote(value, errors="strict")
+        if name in params:
+            params[name].append(value)
+        else:
+            params[name] = [value]
+    return params
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def rest_request_id() -> str:
-    """REST APIs use a UUID (``x-amzn-RequestId``)."""
-    return str(uuid.uuid4())
+    """REST APIs use a UUID (``x-amzn-RequestId``): a version 4 one, as ``uuid.uuid4()``
+    writes it, from the PRNG (see :func:`http_request_id`)."""
+    h = (random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET).to_bytes(16).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def http_request_id() -> str:
@@ -80,12 +106,13 @@ def http_request_id() -> str:
 
     Ids (and trace ids) must be unique, not unguessable: Python's PRNG makes them
     without a system call per request."""
-    return base64.b64encode(random.getrandbits(88).to_bytes(11, "big")).decode()
+    return binascii.b2a_base64(random.getrandbits(88).to_bytes(11), newline=False).decode()
 
 
 def request_times(at: datetime) -> tuple[str, int]:
     """(``requestTime`` as API Gateway writes it, epoch milliseconds) of ``at``."""
-    return _clf_of_second(int(at.timestamp())), int(at.timestamp()) * 1000 + at.microsecond // 1000
+    epoch_s = int(at.timestamp())
+    return _clf_of_second(epoch_s), epoch_s * 1000 + at.microsecond // 1000
 
 
 @functools.lru_cache(maxsize=4)
@@ -105,7 +132,12 @@ def domain_prefix(host: str) -> str:
 
 def trace_id(at: datetime) -> str:
     """An X-Ray trace header, as API Gateway adds when the client sent none."""
-    return f"Root=1-{int(at.timestamp()):08x}-{random.getrandbits(96):024x}"
+    return _trace_root(int(at.timestamp())) + random.getrandbits(96).to_bytes(12).hex()
+
+
+@functools.lru_cache(maxsize=4)
+def _trace_root(epoch_s: int) -> str:
+    return f"Root=1-{epoch_s:08x}-"
 
 
 def _matches(content_type: str, pattern: str) -> bool:
@@ -114,6 +146,17 @@ def _matches(content_type: str, pattern: str) -> bool:
     if want in ("*/*", kind):
         return True
     return want.endswith("/*") and kind.startswith(want[:-1])
+
+
+@functools.lru_cache(maxsize=256)
+def _is_rest_binary(content_type: str, binary_types: tuple[str, ...]) -> bool:
+    """Cached: a client sends a handful of content types, and this runs per body."""
+    return any(_matches(content_type, t) for t in binary_types)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_text(content_type: str) -> bool:
+    return _TEXT_TYPES.fullmatch(content_type.split(";", 1)[0].strip()) is not None
 
 
 def encode_body(
@@ -129,14 +172,9 @@ def encode_body(
     if not body:
         return None, False
     if rest_binary_types is not None:
-        binary = content_type is not None and any(
-            _matches(content_type, t) for t in rest_binary_types
-        )
+        binary = content_type is not None and _is_rest_binary(content_type, rest_binary_types)
     else:
-        binary = (
-            content_type is None
-            or _TEXT_TYPES.fullmatch(content_type.split(";", 1)[0].strip()) is None
-        )
+        binary = content_type is None or not _is_text(content_type)
     if not binary:
         try:
             return body.decode("utf-8"), False
@@ -158,30 +196,21 @@ class Grant:
     latency_ms: int = 0
 
 
-def forwarded(req: RequestData, lower: bool) -> list[tuple[str, str]]:
-    """The request's headers plus those API Gateway adds: the peer appended to
-    X-Forwarded-For, X-Forwarded-Port/-Proto, and a trace id unless one came in."""
+def gateway_headers(
+    req: RequestData, previous: str | None, traced: bool, lower: bool
+) -> list[tuple[str, str]]:
+    """The headers API Gateway adds, given the client's last X-Forwarded-For (``previous``)
+    and whether it sent a trace id; they replace any the client sent (:data:`OVERRIDDEN`)."""
     forwarded_for, port, proto, trace = _LOWER_NAMES if lower else _NAMES
-    headers: list[tuple[str, str]] = []
-    previous: str | None = None
-    traced = False
-    for key, value in req.headers:
-        name = key.lower()
-        if name == "x-forwarded-for":
-            previous = value  # the last one, as header() would find it
-        elif name == "x-amzn-trace-id":
-            traced = True
-        if name not in _OVERRIDDEN:
-            headers.append((key, value))
     chain = f"{previous}, {req.source_ip}" if previous else req.source_ip
-    headers.append((forwarded_for, chain))
-    headers.append((port, str(req.server_port)))
-    headers.append((proto, "http"))
+    added = [(forwarded_for, chain), (port, str(req.server_port)), (proto, "http")]
     if not traced:
-        headers.append((trace, trace_id(req.time)))
-    return headers
+        added.append((trace, trace_id(req.time)))
+    return added
 
 
 _NAMES = ("X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Amzn-Trace-Id")
 _LOWER_NAMES = tuple(n.lower() for n in _NAMES)
-_OVERRIDDEN = frozenset(_LOWER_NAMES[:3])
+OVERRIDDEN = frozenset(_LOWER_NAMES[:3])
+"""Lower-cased names of the client's headers API Gateway drops for its own."""
+TRACE_HEADER = _LOWER_NAMES[3]

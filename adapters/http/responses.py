@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -26,7 +27,6 @@ from typing import Any
 from .errors import Answer
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
 HOP_BY_HOP = frozenset(
     {"connection", "content-length", "keep-alive", "proxy-connection", "te", "trailer",
      "transfer-encoding", "upgrade"}
@@ -39,6 +39,8 @@ class MalformedResponse(ValueError):
 
 
 def _status(value: Any) -> int:
+    if type(value) is int and 100 <= value <= 599:
+        return value
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 100 <= value <= 599:
@@ -47,17 +49,25 @@ def _status(value: Any) -> int:
 
 
 def _value(name: Any, value: Any) -> tuple[str, str]:
-    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+    if not (isinstance(name, str) and _valid_name(name)):
         raise MalformedResponse(f"not a valid header name: {name!r}")
-    if isinstance(value, bool):
+    if type(value) is str:
+        text = value
+    elif isinstance(value, bool):
         text = "true" if value else "false"
-    elif isinstance(value, str | int | float):
+    elif isinstance(value, (str, int, float)):
         text = str(value)
     else:
         raise MalformedResponse(f"header {name}: expected a string, got {type(value).__name__}")
-    if _BAD_VALUE.search(text):
+    if "\n" in text or "\r" in text or "\x00" in text:
         raise MalformedResponse(f"header {name}: a value can't hold line breaks")
     return name, text
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_name(name: str) -> bool:
+    """Cached: a function answers with the same few header names every time."""
+    return _TOKEN.fullmatch(name) is not None
 
 
 def _mapping(result: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -87,8 +97,14 @@ def _body(result: Mapping[str, Any]) -> bytes:
 
 
 def _finish(status: int, headers: list[tuple[str, str]], body: bytes) -> Answer:
-    kept = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
-    if not any(k.lower() == "content-type" for k, _ in kept):
+    kept: list[tuple[str, str]] = []
+    typed = False
+    for pair in headers:
+        name = pair[0].lower()
+        if name not in HOP_BY_HOP:
+            kept.append(pair)
+            typed = typed or name == "content-type"
+    if not typed:
         kept.insert(0, ("Content-Type", JSON))
     if status < 200 or status in (204, 304):
         body = b""
@@ -103,7 +119,7 @@ def response_v1(result: Any) -> Answer:
         raise MalformedResponse("statusCode is missing")
     status = _status(result["statusCode"])
     multi = _mapping(result, "multiValueHeaders")
-    multi_names = {str(k).lower() for k in multi}
+    multi_names = {str(k).lower() for k in multi} if multi else frozenset()
     headers = [
         _value(k, v) for k, v in _mapping(result, "headers").items() if k.lower() not in multi_names
     ]

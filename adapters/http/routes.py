@@ -54,11 +54,11 @@ class Api:
     binary_media_types: tuple[str, ...] = ()
     cors: CorsConfig | None = None
     auth: ApiAuth = field(default_factory=ApiAuth)
+    prefix: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The path segments the API sits under when stages are mounted."""
 
-    @property
-    def prefix(self) -> tuple[str, ...]:
-        """The path segments the API sits under when stages are mounted."""
-        return () if self.stage == DEFAULT_ROUTE else (self.stage,)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefix", () if self.stage == DEFAULT_ROUTE else (self.stage,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +76,15 @@ class Route:
     """The event's ``TimeoutInMillis``; None: the gateway's integration timeout."""
     asynchronous: bool = False
     segments: tuple[Segment, ...] = ()
+    route_key: str = field(init=False, repr=False, compare=False)
+    """``GET /users/{id}`` or ``$default``."""
+    label: str = field(init=False, repr=False, compare=False)
+    """``Function routeKey``, as the access log names what served a request."""
 
-    @property
-    def route_key(self) -> str:
-        return DEFAULT_ROUTE if self.path == DEFAULT_ROUTE else f"{self.method} {self.path}"
+    def __post_init__(self) -> None:
+        key = DEFAULT_ROUTE if self.path == DEFAULT_ROUTE else f"{self.method} {self.path}"
+        object.__setattr__(self, "route_key", key)
+        object.__setattr__(self, "label", f"{self.function} {key}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +166,13 @@ def split_path(raw_path: str) -> tuple[list[str], bool]:
     if trailing:
         body = body[:-1]
     raw_parts = body.split("/") if body else []
+    if "%" not in body:
+        return raw_parts, trailing
     return [unquote(p, errors="strict") for p in raw_parts], trailing
+
+
+CACHED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
+"""Methods whose matches :meth:`RouteTable.match` remembers (any token is a method)."""
 
 
 @dataclass
@@ -170,20 +181,22 @@ class RouteTable:
     routes: list[Route]
     mount_stage: bool = False
     warnings: list[str] = field(default_factory=list)
-    _http: dict[str, list[Route]] = field(default_factory=dict, repr=False)
-    """HTTP API id -> its routes, most specific first."""
+    _http: dict[str, list[tuple[Route, tuple[int, ...]]]] = field(default_factory=dict, repr=False)
+    """HTTP API id -> its routes and their ranks, most specific first."""
     _resources: dict[str, list[tuple[str, tuple[Segment, ...]]]] = field(
         default_factory=dict, repr=False
     )
     """REST API id -> its resource paths, most specific first."""
     _methods: dict[tuple[str, str], dict[str, Route]] = field(default_factory=dict, repr=False)
     """(REST API id, resource path) -> method -> route."""
+    _exact: dict[tuple[str, str], Match] = field(default_factory=dict, repr=False, compare=False)
+    """(method, raw path) -> its match, for routes without variables (see :meth:`match`)."""
 
     def __post_init__(self) -> None:
         for route in sorted(self.routes, key=_rank):
             api_id = route.api.id
             if route.api.kind == "http":
-                self._http.setdefault(api_id, []).append(route)
+                self._http.setdefault(api_id, []).append((route, _rank(route)))
                 continue
             methods = self._methods.setdefault((api_id, route.path), {})
             if not methods:
@@ -203,10 +216,33 @@ class RouteTable:
     def match(self, method: str, raw_path: str) -> Match | Miss:
         """The route serving ``method raw_path``, else which API kind refuses it.
 
-        Raises UnicodeDecodeError for a path whose escapes aren't UTF-8."""
+        Raises UnicodeDecodeError for a path whose escapes aren't UTF-8.
+
+        A match of a route without variables (not ``$default``) is remembered: it depends
+        on nothing but the method and path, and holds nothing mutable. Only those of paths
+        without escapes and of standard methods are, so the cache stays small: two paths
+        (with and without a trailing slash) per such route and method at most."""
+        key = (method, raw_path)
+        found = self._exact.get(key)
+        if found is not None:
+            return found
+        matched = self.match_uncached(method, raw_path)
+        if (
+            isinstance(matched, Match)
+            and matched.path_parameters is None
+            and matched.route.path != DEFAULT_ROUTE
+            and method in CACHED_METHODS
+            and "%" not in raw_path
+        ):
+            self._exact[key] = matched
+        return matched
+
+    def match_uncached(self, method: str, raw_path: str) -> Match | Miss:
+        """:meth:`match` without its cache."""
         parts, trailing = split_path(raw_path)
         kinds: set[ApiKind] = set()
         resource_without_method = False
+        unmatched_rest: list[tuple[Api, list[str]]] = []
         for api in self.apis:
             scoped = self._scope(api, parts, raw_path)
             if scoped is None:
@@ -216,7 +252,7 @@ class RouteTable:
             if api.kind == "rest":
                 resource = self._resource(api, inner, trailing)
                 if resource is None:
-                    resource_without_method |= self._is_parent(api, inner)
+                    unmatched_rest.append((api, inner))  # a parent resource? asked if we miss
                     continue
                 methods, params = resource
                 route = methods.get(method) or methods.get("ANY")
@@ -227,6 +263,8 @@ class RouteTable:
                 hit = self._match_http(api, method, inner, trailing)
                 if hit is not None:
                     return Match(hit[0], hit[1] or None, path)
+        if not resource_without_method:
+            resource_without_method = any(self._is_parent(a, p) for a, p in unmatched_rest)
         if resource_without_method or kinds == {"rest"}:
             return Miss("rest")
         if kinds or any(a.kind == "http" for a in self.apis):
@@ -256,18 +294,19 @@ class RouteTable:
     ) -> tuple[Route, dict[str, str]] | None:
         default: Route | None = None
         best: tuple[Route, dict[str, str]] | None = None
-        for route in self._http.get(api.id, ()):
+        best_rank: tuple[int, ...] = ()
+        for route, rank in self._http.get(api.id, ()):
             if route.path == DEFAULT_ROUTE:
                 if route.method in (method, "ANY") and (default is None or route.method == method):
                     default = route
                 continue
-            if route.method not in (method, "ANY"):
+            if route.method != method and route.method != "ANY":
                 continue
-            if best is not None and _rank(route) != _rank(best[0]):
+            if best is not None and rank != best_rank:
                 break
             params = _bind(route.segments, parts, trailing)
             if params is not None and (best is None or route.method == method):
-                best = (route, params)
+                best, best_rank = (route, params), rank
         if best is None and default is not None:
             return default, {}
         return best

@@ -119,18 +119,21 @@ class ApiGateway:
         shutdown_timeout_s: float = 10.0,
         body_timeout_s: float | None = None,
         idle_timeout_s: float | None = None,
+        reuse_port: bool = False,
     ) -> None:
         """``routes`` overrides the table built from ``loaded`` (e.g. with asynchronous
         routes); ``api_keys`` overrides :func:`api_keys_from`; ``invoker`` shares the
         process's Invoker (it is then not closed by :meth:`stop`). Raises
         :class:`~.auth_config.GatewayConfigError` for auth or CORS settings it can't serve.
         ``body_timeout_s`` / ``idle_timeout_s``: see the module docstring (None: from the
-        environment, else 30 s / 60 s)."""
+        environment, else 30 s / 60 s). ``reuse_port``: bind with SO_REUSEPORT, so that
+        several gateway processes share the port and the kernel spreads connections."""
         self.redis_url = redis_url
         self.loaded = loaded
         self.host = host
         self.port = port
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.reuse_port = reuse_port
         if body_timeout_s is None:
             body_timeout_s = seconds_from_env(BODY_TIMEOUT_ENV, 30.0)
         if idle_timeout_s is None:
@@ -192,7 +195,7 @@ class ApiGateway:
         )
         try:
             await runner.setup()
-            site = web.TCPSite(runner, self.host, self.port)
+            site = web.TCPSite(runner, self.host, self.port, reuse_port=self.reuse_port or None)
             await site.start()
         except BaseException:
             await runner.cleanup()
