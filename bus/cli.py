@@ -165,7 +165,7 @@ class Cli:
     def main(self, argv: Sequence[str] | None = None) -> int:
         args = self.parser().parse_args(argv)
         logs.configure()
-        if args.command in ("worker", "dev"):
+        if args.command in ("worker", "dev", "adapter"):  # the long-running services
             from .lifecycle import install_uvloop
 
             install_uvloop()
