@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 __all__ = ["EmbeddedRedis", "free_port"]
 
@@ -82,7 +83,7 @@ class EmbeddedRedis:
             return self.url
         if self._dir is None:
             raise RuntimeError("EmbeddedRedis has no socket until start() is called")
-        return f"unix://{self._dir / 'redis.sock'}?db=0"
+        return f"unix://{quote(str(self._dir / 'redis.sock'))}?db=0"
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Spawn redis-server and wait until it answers PING, so callers can connect at once."""

@@ -10,9 +10,9 @@ task, future or timer per call.
 
 Every batch gets its replies or, if the connection is lost or a reply is
 overdue, a :class:`ConnectionError` per command: a caller is never left
-waiting. A reply saying the server became a read-only replica drops the
-connection too (the next connect finds the new primary behind the same
-address). A pipe does not reconnect by itself; :meth:`RespPipe.connect` again.
+waiting. An error reply saying the server can't serve now (a read-only replica,
+a dataset still loading) counts as a lost connection too (see ``_UNUSABLE``).
+A pipe does not reconnect by itself; :meth:`RespPipe.connect` again.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ Done = Callable[[list[Any]], None]
 
 def _ssl_context(options: dict[str, Any]) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
-    if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "cert_none"):
+    reqs = options.get("ssl_cert_reqs", "required")
+    if reqs == ssl.CERT_NONE or str(reqs).lower() in ("none", "cert_none"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     elif str(options.get("ssl_check_hostname", "true")).lower() in ("false", "0", "no"):
@@ -75,9 +76,14 @@ class _Protocol(asyncio.Protocol):
                 if not isinstance(reply, hiredis.PushNotification):  # RESP3 push: not ours
                     replies.append(reply)
             pending.popleft()
+            unusable = _unusable(replies)
+            if unusable is not None:  # as if the connection were lost, and drop it
+                replies = [_as_lost(r, self.pipe) for r in replies]
             self.pipe._call(done, replies)
-            if any(_readonly(r) for r in replies):  # a demoted primary: find the new one
-                self.pipe._demoted(self)
+            if unusable is not None:
+                self.pipe._unusable(self, unusable)
+                return
+            if self.pipe._proto is not self:  # the callback closed the pipe
                 return
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -116,16 +122,17 @@ class RespPipe:
         cls = opts.get("connection_class")
         proto = _Protocol(self)
         try:
-            if cls is UnixDomainSocketConnection:
-                await loop.create_unix_connection(lambda: proto, opts["path"])
-            else:
-                context = _ssl_context(opts) if cls is SSLConnection else None
-                host = opts.get("host", "localhost")
-                await loop.create_connection(
-                    lambda: proto, host, opts.get("port", 6379), ssl=context
-                )
-        except OSError as exc:
-            raise ConnectionError(f"connecting to {self._where()}: {exc}") from exc
+            async with asyncio.timeout(self.timeout_s):
+                if cls is UnixDomainSocketConnection:
+                    await loop.create_unix_connection(lambda: proto, opts["path"])
+                else:
+                    context = _ssl_context(opts) if cls is SSLConnection else None
+                    host = opts.get("host", "localhost")
+                    await loop.create_connection(
+                        lambda: proto, host, opts.get("port", 6379), ssl=context
+                    )
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(f"connecting to {self._where()}: {exc!r}") from exc
         self._proto = proto
         handshake: list[list[bytes]] = []
         if opts.get("password") is not None:
@@ -133,6 +140,8 @@ class RespPipe:
             handshake.append(pack("AUTH", *([user] if user else []), opts["password"]))
         if opts.get("db"):
             handshake.append(pack("SELECT", int(opts["db"])))
+        if opts.get("client_name"):
+            handshake.append(pack("CLIENT", "SETNAME", opts["client_name"]))
         if handshake:
             replies = await self.call([c for cmd in handshake for c in cmd], len(handshake))
             for reply in replies:
@@ -190,16 +199,18 @@ class RespPipe:
         why = f": {exc}" if exc else ""
         self._drop(proto, ConnectionError(f"connection to {self._where()} lost{why}"))
 
-    def _demoted(self, proto: _Protocol) -> None:
+    def _unusable(self, proto: _Protocol, reply: ResponseError) -> None:
         if self._proto is proto:
             self._proto = None
-        self._drop(proto, ConnectionError(f"{self._where()} is a read-only replica now"))
+        self._drop(proto, ConnectionError(f"{self._where()}: {reply}"))
 
     def _drop(self, proto: _Protocol, error: Exception) -> None:
         """Close ``proto``'s connection and fail what it still owed."""
         if proto.transport is not None and not proto.transport.is_closing():
             proto.transport.abort()
-        pending, proto.pending = proto.pending, collections.deque()
+        old = proto.pending
+        pending, proto.pending = list(old), collections.deque()
+        old.clear()  # a data_received in progress holds it: it must complete nothing more
         for count, done, replies, _ in pending:
             self._call(done, replies + [error] * (count - len(replies)))
 
@@ -220,5 +231,21 @@ class RespPipe:
         self._arm()
 
 
-def _readonly(reply: Any) -> bool:
-    return isinstance(reply, ResponseError) and str(reply).startswith("READONLY")
+_UNUSABLE = ("READONLY", "LOADING", "MASTERDOWN", "ERR max number of clients")
+"""Error replies that say this connection's server can't serve us now (a demoted
+primary, a dataset still loading, a full server): like a lost connection, the
+batch is answered with ConnectionErrors (its writer may retry it) and the
+connection dropped, so the next connect finds a server that can."""
+
+
+def _unusable(replies: list[Any]) -> ResponseError | None:
+    for reply in replies:
+        if isinstance(reply, ResponseError) and str(reply).startswith(_UNUSABLE):
+            return reply
+    return None
+
+
+def _as_lost(reply: Any, pipe: RespPipe) -> Any:
+    if isinstance(reply, ResponseError) and str(reply).startswith(_UNUSABLE):
+        return ConnectionError(f"{pipe._where()}: {reply}")
+    return reply

@@ -149,12 +149,11 @@ class Acker:
                         log.error("acks not written while closing (%s); %d entries will be "
                                   "redelivered", exc, left)  # fmt: skip
                         self._pending, self._replies = {}, []
-                        self._settled()
-                        return
+                        break
                     log.warning("writing acks failed (%s); retrying", exc)
         finally:
             self._connecting = None
-        self._write()
+        self._write()  # nothing pending (given up): settles, so close() returns
 
     def _settled(self) -> None:
         if not self._pending and not self._in_flight and self._connecting is None:

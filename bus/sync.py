@@ -220,7 +220,11 @@ class Invoker:
         chunks += pack("XREAD", "COUNT", 1000, "BLOCK", int(READ_BLOCK_S * 1000),
                        "STREAMS", key, last)  # fmt: skip
         reads = 2 if trim else 1
-        taken = self._take_outbox()
+        # Calls waiting for this read go with it, unless its connection is gone: then
+        # the sender's (maybe healthy) connection takes them.
+        taken = self._take_outbox() if self._reader.connected else None
+        if self._outbox and not self._flush_soon:
+            self._flush()
         if taken is None:
             self._reader.send(chunks, reads, self._on_replies)
             return
@@ -250,13 +254,17 @@ class Invoker:
         if len(replies) == 2 and isinstance(replies[0], Exception):
             # trimming is housekeeping; the next read retries it
             log.warning("trimming %s failed (%s)", self.reply_key, replies[0])
-        if reply:
-            streams: Any = reply.items() if isinstance(reply, dict) else reply
-            for _, entries in streams:
-                self._untrimmed += len(entries)
-                for entry_id, fields in entries:
-                    self._reply_last = entry_id
-                    self._resolve(fields)
+            self._untrimmed = max(self._untrimmed, TRIM_EVERY)
+        try:
+            if reply:
+                streams: Any = reply.items() if isinstance(reply, dict) else reply
+                for _, entries in streams:
+                    self._untrimmed += len(entries)
+                    for entry_id, fields in entries:
+                        self._reply_last = entry_id
+                        self._resolve(fields)
+        except Exception:  # whatever it was, the reader must go on for the other callers
+            log.exception("reading replies on %s", self.reply_key)
         # Next loop iteration: the callers just answered send their next calls by then.
         self._read_soon = True
         asyncio.get_running_loop().call_soon(self._read_next)
@@ -281,11 +289,11 @@ class Invoker:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._reader.close()
-        self._sender.close()
-        for fut in self._futures.values():
+        for fut in self._futures.values():  # first: closing the pipes would fail them too
             if not fut.done():
                 fut.set_exception(InvokeTimeout("the invoker was closed"))
+        self._reader.close()
+        self._sender.close()
         await self.redis.delete(self.reply_key)
         await self.redis.aclose()
 

@@ -189,3 +189,84 @@ async def test_embedded_redis_on_a_unix_socket_and_its_long_path_fallback(
             assert await client.ping()
         finally:
             await client.aclose()
+
+
+async def _answering(reply: bytes) -> tuple[asyncio.Server, int]:
+    """A peer that answers every command with ``reply`` (what a loading or demoted
+    server says), for replies a test can't make a real redis-server give on cue."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            writer.write(reply)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"-LOADING Redis is loading the dataset in memory\r\n",
+        b"-READONLY You can't write against a read only replica.\r\n",
+    ],
+)
+async def test_a_server_that_cant_serve_now_counts_as_a_lost_connection(reply: bytes) -> None:
+    """LOADING (a restart with persistence) and READONLY (a failover) answer the batch with
+    ConnectionErrors, so writers retry it, and drop the connection so the next connect
+    finds a server that can serve: the Acker must not give up a reply to a LOADING."""
+    server, port = await _answering(reply)
+    try:
+        pipe = RespPipe(f"redis://127.0.0.1:{port}/0")
+        await pipe.connect()
+        replies = await asyncio.wait_for(pipe.call(pack("XADD", "s", "*", "r", "x"), 1), 5)
+        assert isinstance(replies[0], ConnectionError)
+        assert reply[1:8].decode() in str(replies[0])
+        assert not pipe.connected
+    finally:
+        server.close()
+
+
+async def test_a_callback_closing_its_pipe_completes_every_other_batch_once(
+    redis_url: str,
+) -> None:
+    pipe = RespPipe(redis_url)
+    await pipe.connect()
+    calls: list[tuple[str, list[Any]]] = []
+
+    def first(replies: list[Any]) -> None:
+        calls.append(("first", replies))
+        pipe.close()
+
+    second_called = asyncio.get_running_loop().create_future()
+
+    def second(replies: list[Any]) -> None:
+        calls.append(("second", replies))
+        if not second_called.done():
+            second_called.set_result(None)
+
+    pipe.send(pack("PING"), 1, first)
+    pipe.send(pack("ECHO", "x"), 1, second)
+    await asyncio.wait_for(second_called, 5)
+    await asyncio.sleep(0)  # a second completion would come in the same callback chain
+    assert [name for name, _ in calls] == ["first", "second"]
+    assert calls[0][1] == [b"PONG"]
+    assert isinstance(calls[1][1][0], ConnectionError)  # closed by the first callback
+
+
+async def test_an_acker_closing_while_redis_is_gone_gives_up_and_returns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SIGTERM while Redis is down: the worker's Acker tries a few times, logs what will
+    be redelivered, and returns, so the worker's shutdown goes on."""
+    from bus.settle import Acker
+
+    with EmbeddedRedis() as server:
+        client = connect(server.url)
+        acker = Acker(client)
+        acker.ack("s", b"1-1")
+        await acker.flush()  # connected once
+        server.stop()
+        acker.ack("s", b"1-2")
+        await asyncio.wait_for(acker.close(), 30)
+        await client.aclose()
+    assert "will be redelivered" in caplog.text
