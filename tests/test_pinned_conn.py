@@ -144,7 +144,7 @@ async def test_acks_and_replies_survive_a_dropped_connection(
     acker = Acker(connect(redis_url))
     try:
         acker.ack(stream, first)
-        await acker.flush()  # the pinned connection now exists
+        await acker.flush()  # its connection now exists
         await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
         acker.reply(reply_to, b"payload", stream, second)
         await acker.flush()
