@@ -108,6 +108,8 @@ class RespPipe:
             self._options = dict(pool.connection_kwargs, connection_class=pool.connection_class)
         self._proto: _Protocol | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """Looked up once: on Python 3.11 each get_running_loop() is a system call."""
 
     @property
     def connected(self) -> bool:
@@ -117,7 +119,7 @@ class RespPipe:
         """Open the connection (AUTH and SELECT as the URL says); raises ConnectionError."""
         if self._proto is not None:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         opts = self._options
         cls = opts.get("connection_class")
         proto = _Protocol(self)
@@ -165,7 +167,8 @@ class RespPipe:
 
     async def call(self, chunks: list[bytes], count: int) -> list[Any]:
         """:meth:`send`, awaited (for cold paths and tests)."""
-        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        loop = self._loop or asyncio.get_running_loop()
+        fut: asyncio.Future[list[Any]] = loop.create_future()
 
         def done(replies: list[Any]) -> None:
             if not fut.done():
@@ -215,7 +218,8 @@ class RespPipe:
             self._call(done, replies + [error] * (count - len(replies)))
 
     def _arm(self) -> None:
-        self._watchdog = asyncio.get_running_loop().call_later(self.timeout_s / 4, self._check)
+        loop = self._loop or asyncio.get_running_loop()
+        self._watchdog = loop.call_later(self.timeout_s / 4, self._check)
 
     def _check(self) -> None:
         """Drop the connection if the oldest batch is overdue; one timer per pipe, not

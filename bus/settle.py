@@ -49,6 +49,7 @@ class Acker:
         self._replies: list[tuple[str, bytes]] = []
         self._closing = False
         self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = 0
         self._failures = 0
         self._connecting: asyncio.Task[None] | None = None
@@ -75,7 +76,9 @@ class Acker:
         self._idle.clear()
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._write)
+            if self._loop is None:  # once: on Python 3.11 each lookup is a system call
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self._write)
 
     def _write(self) -> None:
         self._scheduled = False

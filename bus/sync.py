@@ -93,6 +93,7 @@ class Invoker:
         self._reply_last = b"0-0"
         """How far the reply reader got: a reconnected reader resumes there."""
         self._sync_keys: dict[str, bytes] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __aenter__(self) -> Invoker:
         return self
@@ -115,7 +116,9 @@ class Invoker:
         stream = self._sync_keys.get(function)
         if stream is None:
             stream = self._sync_keys[function] = FunctionKeys(self.stack, function).sync.encode()
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # once: on Python 3.11 each lookup is a system call
+            loop = self._loop = asyncio.get_running_loop()
         fut: asyncio.Future[InvokeResult] = loop.create_future()
         self._futures[rid] = fut
         if not self._reading:
@@ -267,7 +270,7 @@ class Invoker:
             log.exception("reading replies on %s", self.reply_key)
         # Next loop iteration: the callers just answered send their next calls by then.
         self._read_soon = True
-        asyncio.get_running_loop().call_soon(self._read_next)
+        (self._loop or asyncio.get_running_loop()).call_soon(self._read_next)
 
     def _resolve(self, fields: list[bytes]) -> None:
         try:
