@@ -12,11 +12,13 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from redis.asyncio import Redis
 
 from . import metrics
+from .handler import Outcome
 from .keys import FunctionKeys
 from .scripts import Scripts
 
@@ -65,6 +67,31 @@ class ConcurrencyLimiter:
             if on_long_wait is not None and since_callback >= long_wait_s:
                 since_callback = 0.0
                 await on_long_wait()
+
+    async def run(
+        self,
+        call: Callable[[], Awaitable[Outcome]],
+        on_long_wait: Callable[[], Awaitable[None]] | None,
+        long_wait_s: float,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+    ) -> Outcome:
+        """``call`` under a lease, released when it returns — or, for a thread handler
+        abandoned at its timeout (it still runs), when that thread finishes (``spawn``
+        runs the release on the loop)."""
+        lease = await self.acquire(on_long_wait, long_wait_s)
+        try:
+            outcome = await call()
+        except BaseException:
+            await asyncio.shield(self.release(lease))
+            raise
+        if outcome.abandoned is not None:
+            loop = asyncio.get_running_loop()
+            outcome.abandoned.add_done_callback(
+                lambda _: loop.call_soon_threadsafe(spawn, self.release(lease))
+            )
+        else:
+            await self.release(lease)
+        return outcome
 
     async def release(self, lease: str) -> None:
         self.held.discard(lease)

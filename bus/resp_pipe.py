@@ -78,7 +78,9 @@ class _Protocol(asyncio.Protocol):
             pending.popleft()
             unusable = _unusable(replies)
             if unusable is not None:  # as if the connection were lost, and drop it
-                replies = [_as_lost(r, self.pipe) for r in replies]
+                where = self.pipe._where()
+                replies = [ConnectionError(f"{where}: {r}") if _is_unusable(r) else r
+                           for r in replies]  # fmt: skip
             self.pipe._call(done, replies)
             if unusable is not None:
                 self.pipe._unusable(self, unusable)
@@ -242,14 +244,9 @@ batch is answered with ConnectionErrors (its writer may retry it) and the
 connection dropped, so the next connect finds a server that can."""
 
 
+def _is_unusable(reply: Any) -> bool:
+    return isinstance(reply, ResponseError) and str(reply).startswith(_UNUSABLE)
+
+
 def _unusable(replies: list[Any]) -> ResponseError | None:
-    for reply in replies:
-        if isinstance(reply, ResponseError) and str(reply).startswith(_UNUSABLE):
-            return reply
-    return None
-
-
-def _as_lost(reply: Any, pipe: RespPipe) -> Any:
-    if isinstance(reply, ResponseError) and str(reply).startswith(_UNUSABLE):
-        return ConnectionError(f"{pipe._where()}: {reply}")
-    return reply
+    return next((r for r in replies if _is_unusable(r)), None)

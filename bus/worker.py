@@ -18,7 +18,6 @@ from typing import Any
 
 import msgpack
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError, RedisError
 
 from . import metrics
 from .concurrency import ConcurrencyLimiter
@@ -29,8 +28,8 @@ from .invocation import FunctionInvoker, make_runner, new_request_id
 from .keys import GROUP, FunctionKeys
 from .lanes import Lanes
 from .publish import Publisher
-from .redis_conn import connect, ensure_group, pack, raw_reader
-from .resp_pipe import RespPipe
+from .reading import read_loop
+from .redis_conn import connect, ensure_group, raw_reader
 from .runtime_env import function_arn
 from .settle import Acker, Settler
 from .spec import FunctionSpec, Stack, Trigger
@@ -72,8 +71,9 @@ class Worker:
         self.max_batch = max((t.batch_size for t in self.fn.triggers.values()), default=1)
         self.stopping = False
         self.ready = False
-        self._slot_freed = asyncio.Event()
-        self.lanes = Lanes(limit, on_free=self._slot_freed.set)
+        self.slot_freed = asyncio.Event()
+        """Set when a lane frees up: a read loop waiting for room reads again."""
+        self.lanes = Lanes(limit, on_free=self.slot_freed.set)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._buffers: dict[str, list[Item]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -118,7 +118,7 @@ class Worker:
         self.ordered: OrderedConsumer | None = OrderedConsumer(self) if ordered else None
         if self.ordered is not None:
             self._background.append(asyncio.create_task(self.ordered.run(), name="ordered"))
-        self._read_task = asyncio.create_task(self._read_loop(), name="reader")
+        self._read_task = asyncio.create_task(read_loop(self), name="reader")
         self.ready = True
         log.info("worker %s of %s/%s started", self.consumer, self.stack.name, self.fn.name)
 
@@ -127,7 +127,7 @@ class Worker:
         self.stopping = True
         self.ready = False
         deadline = time.monotonic() + grace_s
-        self._slot_freed.set()
+        self.slot_freed.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._read_task), timeout=grace_s)
         except TimeoutError:
@@ -161,69 +161,7 @@ class Worker:
         await self.redis.aclose()
         return finished
 
-    # -- reading ---------------------------------------------------------------
-
-    async def _read_loop(self) -> None:
-        pipe = RespPipe(self.redis_url, timeout_s=self.block_ms / 1000 + 5, name="reads")
-        try:
-            await self._read_from(pipe)
-        finally:
-            pipe.close()
-
-    async def _read_from(self, pipe: RespPipe) -> None:
-        head = ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT")
-        tail = ("BLOCK", self.block_ms, "STREAMS", self.keys.sync, self.keys.stream, ">", ">")
-        while not self.stopping:
-            free = self.max_inflight - self.lanes.busy
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
-            count = min(self.read_count, free * self.max_batch)
-            try:
-                await pipe.connect()
-                reply = await self._read(pipe, pack(*head, count, *tail))
-            except (RedisError, OSError) as exc:
-                # Redis restarted, failed over or dropped us: keep trying, recreating the
-                # groups if the streams came back empty (NOGROUP).
-                log.warning("reading %s failed (%s); retrying", self.keys.stream, exc)
-                self.ready = False
-                pipe.close()
-                await asyncio.sleep(0.5)
-                try:
-                    for stream in (self.keys.stream, self.keys.sync):
-                        await ensure_group(self.redis, stream)
-                    self.ready = not self.stopping
-                except (RedisError, OSError):
-                    pass
-                continue
-            if reply:
-                try:
-                    self.handle_reply(reply)
-                except Exception:
-                    # Whatever went wrong stays pending and is reclaimed; keep reading.
-                    log.exception("dispatching entries of %s failed", self.keys.stream)
-                # Let the handlers that don't suspend finish first: their replies and acks
-                # then go out in the same write as the next read (see _read).
-                await asyncio.sleep(0)
-
-    async def _read(self, pipe: RespPipe, read: list[bytes]) -> Any:
-        """One XREADGROUP, with whatever the Acker has pending written just before it."""
-        taken = self.acker.take()
-        if taken is None:
-            [reply] = await pipe.call(read, 1)
-        else:
-            chunks, n, done = taken
-            try:
-                replies = await pipe.call(chunks + read, n + 1)
-            except BaseException:  # cancelled: they may or may not have been written
-                done([ConnectionError("the read was cancelled")] * n)  # resent (idempotent)
-                raise
-            done(replies[:n])
-            reply = replies[n]
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
+    # -- dispatching ------------------------------------------------------------
 
     def handle_reply(self, reply: Any, reclaimed: dict[bytes, int] | None = None) -> None:
         """Dispatch raw XREADGROUP / XAUTOCLAIM entries; ``reclaimed`` maps id → extra attempts."""
@@ -343,21 +281,10 @@ class Worker:
             if ids:
                 await self.redis.xclaim(stream, GROUP, self.consumer, 0, list(ids), justid=True)
 
-        lease = await self.limiter.acquire(renew_claims, self.fn.reclaim_after_s / 3)
-        try:
-            outcome = await self.invoker.invoke(event, request_id)
-        except BaseException:
-            await asyncio.shield(self.limiter.release(lease))
-            raise
-        if outcome.abandoned is not None:
-            # The thread still runs: its concurrency stays taken until it returns.
-            loop = asyncio.get_running_loop()
-            outcome.abandoned.add_done_callback(
-                lambda _: loop.call_soon_threadsafe(self._spawn, self.limiter.release(lease))  # type: ignore[union-attr]
-            )
-        else:
-            await self.limiter.release(lease)
-        return outcome
+        return await self.limiter.run(
+            lambda: self.invoker.invoke(event, request_id),
+            renew_claims, self.fn.reclaim_after_s / 3, self._spawn,
+        )  # fmt: skip
 
     async def _run_batch(self, trigger: Trigger, items: list[Item]) -> None:
         try:

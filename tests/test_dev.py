@@ -358,9 +358,8 @@ def lambda_handler(event, context):
 """
 
 
-def test_dev_serves_the_templates_http_routes(tmp_path: Path) -> None:
-    import urllib.request
-
+def _http_dev(tmp_path: Path, *args: str) -> tuple[Dev, int]:
+    """``lambdabus dev`` on the HTTP template, and the port its API listens on."""
     app = tmp_path / "app"
     (app / "hello").mkdir(parents=True)
     (app / "hello" / "app.py").write_text(HELLO)
@@ -368,7 +367,13 @@ def test_dev_serves_the_templates_http_routes(tmp_path: Path) -> None:
     api_port = free_port()
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    dev = Dev(app, tmp, "--api-port", str(api_port))
+    return Dev(app, tmp, "--api-port", str(api_port), *args), api_port
+
+
+def test_dev_serves_the_templates_http_routes(tmp_path: Path) -> None:
+    import urllib.request
+
+    dev, api_port = _http_dev(tmp_path)
     try:
         assert any(line.split()[:1] == ["api"] for line in dev.lines), dev.lines
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/hello/ada") as resp:
@@ -488,14 +493,7 @@ def test_dev_with_two_api_processes_shares_the_port_and_stops_clean(tmp_path: Pa
     --reuse-port``) serves the same port beside dev's own; both stop with dev."""
     import urllib.request
 
-    app = tmp_path / "app"
-    (app / "hello").mkdir(parents=True)
-    (app / "hello" / "app.py").write_text(HELLO)
-    (app / "template.yaml").write_text(HTTP_TEMPLATE)
-    api_port = free_port()
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    dev = Dev(app, tmp, "--api-port", str(api_port), "--api-processes", "2")
+    dev, api_port = _http_dev(tmp_path, "--api-processes", "2")
     try:
         assert any(line.split()[:2] == ["api", "api2:"] for line in dev.lines), dev.lines
         gateways = [

@@ -34,21 +34,21 @@ Resources:
 """
 
 
+def _argv(template: Path, *args: str) -> list[str]:
+    """``lambdabus --template T adapter http ARGS``."""
+    return [sys.executable, "-m", "adapters.cli", "--template", str(template), "adapter", "http",
+            *args]  # fmt: skip
+
+
+def _env(redis_url: str) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), LAMBDABUS_REDIS_URL=redis_url)
+
+
 def _start(template: Path, redis_url: str, *args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LAMBDABUS_REDIS_URL=redis_url)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "--template",
-            str(template),
-            "adapter",
-            "http",
-            *args,
-        ],
+        _argv(template, *args),
         cwd=template.parent,
-        env=env,
+        env=_env(redis_url),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -95,21 +95,10 @@ def test_two_processes_share_a_port_only_with_reuse_port(template: Path, redis_u
     try:
         second = _start(template, redis_url, "--api-port", str(port), "--reuse-port")
         assert _stop(second) == 0
-        env = dict(os.environ, PYTHONPATH=str(ROOT), LAMBDABUS_REDIS_URL=redis_url)
         refused = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "adapters.cli",
-                "--template",
-                str(template),
-                "adapter",
-                "http",
-                "--api-port",
-                str(port),
-            ],
+            _argv(template, "--api-port", str(port)),
             cwd=template.parent,
-            env=env,
+            env=_env(redis_url),
             capture_output=True,
             text=True,
             timeout=60,
@@ -128,11 +117,10 @@ def test_a_template_without_http_routes_is_refused_in_one_line(
             "Properties: {Path: /hello, Method: get}", "Properties: {Schedule: rate(1 hour)}"
         )
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LAMBDABUS_REDIS_URL=redis_url)
     done = subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "--template", str(path), "adapter", "http"],
+        _argv(path),
         cwd=tmp_path,
-        env=env,
+        env=_env(redis_url),
         capture_output=True,
         text=True,
         timeout=60,

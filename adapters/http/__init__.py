@@ -24,7 +24,8 @@ lambdabus's own settings (DESIGN.md: never invented SAM keys):
 """
 
 from .auth_config import GatewayConfigError
-from .routes import Route, RouteTable, build_routes
+from .route_building import build_routes
+from .routes import Route, RouteTable
 from .server import ApiGateway
 
 __all__ = ["ApiGateway", "GatewayConfigError", "Route", "RouteTable", "build_routes"]

@@ -53,7 +53,8 @@ from .. import settings
 from .auth import Authorizers
 from .auth_config import GatewayConfigError
 from .dispatch import ROUTE_KEY, Dispatcher
-from .routes import RouteTable, build_routes
+from .route_building import build_routes
+from .routes import RouteTable
 
 log = logging.getLogger("adapters.http")
 access_log = logging.getLogger("adapters.http.access")
