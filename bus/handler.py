@@ -17,12 +17,13 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from .context import LambdaContext
+from .deadlines import Deadlines
 from .spec import FunctionSpec
 
 Status = Literal["success", "error", "timeout"]
@@ -154,23 +155,26 @@ class InProcessRunner:
         self.handler = handler
         self.is_async = inspect.iscoroutinefunction(handler)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines[Callable[[], None]] | None = None
         self.executor = ThreadPoolExecutor(
             max_workers=fn.threads, thread_name_prefix=fn.name, initializer=_thread_loop
         )
 
-    async def run(self, event: Any, ctx: LambdaContext) -> Outcome:
-        if self.is_async:
-            return await self._run_async(event, ctx)
-        return await self._run_thread(event, ctx)
+    def run(self, event: Any, ctx: LambdaContext) -> Coroutine[Any, Any, Outcome]:
+        # Not a coroutine itself: one frame less per invocation.
+        return self._run_async(event, ctx) if self.is_async else self._run_thread(event, ctx)
 
     async def _run_async(self, event: Any, ctx: LambdaContext) -> Outcome:
         """The handler under its timeout: what ``asyncio.timeout`` does, on a loop looked
         up once. On Python 3.11 every ``get_running_loop()`` is a getpid() system call,
         and ``asyncio.timeout`` makes two per invocation (~12% of a worker's CPU on a
-        no-op handler, py-spy)."""
+        no-op handler, py-spy). The timeouts of all invocations share one loop timer
+        (:mod:`.deadlines`)."""
         loop = self._loop
-        if loop is None:
+        deadlines = self._deadlines
+        if loop is None or deadlines is None:
             loop = self._loop = asyncio.get_running_loop()
+            deadlines = self._deadlines = Deadlines(loop, self.fn.timeout_s, _call)
         task = asyncio.current_task(loop)
         assert task is not None
         cancelling = task.cancelling()
@@ -181,7 +185,7 @@ class InProcessRunner:
             expired = True
             task.cancel()
 
-        timer = loop.call_at(loop.time() + self.fn.timeout_s, expire)
+        deadlines.add(expire)
         try:
             return Outcome("success", await self.handler(event, ctx))
         except asyncio.CancelledError as exc:
@@ -195,7 +199,7 @@ class InProcessRunner:
         except Exception as exc:
             return Outcome("error", error=ErrorInfo.from_exception(exc))
         finally:
-            timer.cancel()
+            deadlines.discard(expire)
             if expired:  # the handler swallowed our cancel: balance the request count
                 task.uncancel()
 
@@ -213,4 +217,10 @@ class InProcessRunner:
         return Outcome("success", afut.result())
 
     async def close(self) -> None:
+        if self._deadlines is not None:
+            self._deadlines.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _call(expire: Callable[[], None], _: object) -> None:
+    expire()

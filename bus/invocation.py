@@ -6,6 +6,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from . import metrics
@@ -18,7 +19,7 @@ from .spec import FunctionSpec
 
 
 class Runner(Protocol):
-    async def run(self, event: Any, ctx: LambdaContext) -> Outcome: ...
+    def run(self, event: Any, ctx: LambdaContext) -> Awaitable[Outcome]: ...
     async def close(self) -> None: ...
 
 

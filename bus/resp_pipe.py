@@ -249,4 +249,7 @@ def _is_unusable(reply: Any) -> bool:
 
 
 def _unusable(replies: list[Any]) -> ResponseError | None:
-    return next((r for r in replies if _is_unusable(r)), None)
+    for reply in replies:  # a plain loop: this runs for every batch
+        if isinstance(reply, ResponseError) and str(reply).startswith(_UNUSABLE):
+            return reply
+    return None

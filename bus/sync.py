@@ -19,6 +19,7 @@ import msgpack
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError
 
+from .deadlines import Deadlines
 from .envelope import Envelope, encode
 from .handler import ErrorInfo, Outcome
 from .keys import FunctionKeys, reply_stream
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 SOURCE = "lambdabus:invoke"
 READ_BLOCK_S = 1.0
 """How long one read of the reply stream blocks."""
+MAX_TIMEOUT_GROUPS = 32
+"""Distinct timeouts whose deadline groups are kept while empty (one per route or
+function in practice; a caller that varies them makes the idle ones go)."""
 TRIM_EVERY = 256
 """Replies read between two trims of the reply stream (sooner when no call waits)."""
 
@@ -51,20 +55,25 @@ class InvokeTimeout(TimeoutError):
     """No reply before the caller's deadline (the call may still run, or be dropped)."""
 
 
+_packer = msgpack.Packer(use_bin_type=True, datetime=False)
+"""One for all replies: ``msgpack.packb`` makes (and frees) a Packer and its buffer per call."""
+
+
 def encode_reply(request_id: str, outcome: Outcome) -> bytes:
     if outcome.status == "success":
         try:
-            return msgpack.packb([request_id, "success", outcome.result], use_bin_type=True)
+            return _packer.pack((request_id, "success", outcome.result))
         except (TypeError, ValueError, OverflowError) as exc:
             outcome = Outcome("error", error=ErrorInfo("Runtime.MarshalError", str(exc), []))
     error = outcome.error or ErrorInfo("Unknown", "", [])
-    return msgpack.packb([request_id, outcome.status, error.payload()], use_bin_type=True)
+    return _packer.pack((request_id, outcome.status, error.payload()))
 
 
 class Invoker:
     """Invokes functions of one stack from this process.
 
-    Per call: one future, one timer and one packed XADD appended to the outbox.
+    Per call: one future, one deadline (:mod:`.deadlines`) and one packed XADD
+    appended to the outbox.
     The outbox goes out as one write per loop iteration on a pipe of its own
     (:mod:`.resp_pipe`), and the reply reader keeps another, issuing its next
     read from the callback that delivered the last one; it trims what it has read
@@ -94,6 +103,8 @@ class Invoker:
         """How far the reply reader got: a reconnected reader resumes there."""
         self._sync_keys: dict[str, bytes] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: dict[float, Deadlines[asyncio.Future[InvokeResult]]] = {}
+        """Per timeout: the calls waiting that long."""
 
     async def __aenter__(self) -> Invoker:
         return self
@@ -127,13 +138,29 @@ class Invoker:
         if not self._flush_soon:
             self._flush_soon = True
             loop.call_soon(self._flush)
-        timer = loop.call_at(loop.time() + timeout_s, _expire, fut, function, timeout_s)
+        deadlines = self._deadlines.get(timeout_s)
+        if deadlines is None:
+            deadlines = self._new_deadlines(loop, timeout_s)
+        deadlines.add(fut, function)
         try:
             return await fut
         finally:
-            timer.cancel()
+            deadlines.discard(fut)
             if self._futures.get(rid) is fut:
                 del self._futures[rid]
+
+    def _new_deadlines(
+        self, loop: asyncio.AbstractEventLoop, timeout_s: float
+    ) -> Deadlines[asyncio.Future[InvokeResult]]:
+        if len(self._deadlines) >= MAX_TIMEOUT_GROUPS:  # callers that vary their timeouts
+            for key, idle in list(self._deadlines.items()):
+                if not idle:
+                    idle.close()
+                    del self._deadlines[key]
+        made = self._deadlines[timeout_s] = Deadlines(
+            loop, timeout_s, partial(_expire, timeout_s=timeout_s)
+        )
+        return made
 
     async def invoke_async(self, function: str, payload: Any,
                            request_id: str | None = None) -> str:  # fmt: skip
@@ -295,6 +322,8 @@ class Invoker:
         for fut in self._futures.values():  # first: closing the pipes would fail them too
             if not fut.done():
                 fut.set_exception(InvokeTimeout("the invoker was closed"))
+        for deadlines in self._deadlines.values():
+            deadlines.close()
         self._reader.close()
         self._sender.close()
         await self.redis.delete(self.reply_key)

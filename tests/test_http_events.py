@@ -50,7 +50,9 @@ HTTP = Api("Web", "hij456klmn", "http", "$default", {"color": "blue"})
 def request(method: str = "GET", path: str = "/items/a%20b", query: str = "", body: bytes = b"",
             headers: tuple[tuple[str, str], ...] = ()) -> RequestData:  # fmt: skip
     base = (("Host", "127.0.0.1:3000"), ("User-Agent", "curl/8.5.0"))
-    return RequestData(method, path, query, base + headers, "10.0.0.9", 3000, body=body, time=AT)
+    return RequestData(
+        method, path, query, base + headers, "10.0.0.9", 3000, body=body, time=AT.timestamp()
+    )
 
 
 def match(api: Api, key: str, path: str, params: dict[str, str] | None,

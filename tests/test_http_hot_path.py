@@ -26,14 +26,23 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 @given(st.integers(min_value=0, max_value=4_102_444_800 * 10**6 - 1))
 def test_request_times_match_the_formatters(micros: int) -> None:
     at = EPOCH + timedelta(microseconds=micros)
-    assert request_times(at) == (clf(at), epoch_ms(at))
+    assert request_times(at.timestamp()) == (clf(at), epoch_ms(at))
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
+def test_request_times_of_a_clock_reading_are_those_of_its_datetime(epoch_s: float) -> None:
+    at = datetime.fromtimestamp(epoch_s, UTC)  # rounds to the microsecond, half to even
+    assert request_times(epoch_s) == (clf(at), epoch_ms(at))
 
 
 def test_request_times_of_one_second_share_the_text_but_not_the_milliseconds() -> None:
     at = datetime(2026, 5, 1, 12, 34, 56, 789_000, tzinfo=UTC)
-    assert request_times(at) == ("01/May/2026:12:34:56 +0000", 1_777_638_896_789)
+    assert request_times(at.timestamp()) == ("01/May/2026:12:34:56 +0000", 1_777_638_896_789)
     later = at + timedelta(milliseconds=100)
-    assert request_times(later) == ("01/May/2026:12:34:56 +0000", 1_777_638_896_889)
+    assert request_times(later.timestamp()) == (
+        "01/May/2026:12:34:56 +0000",
+        1_777_638_896_889,
+    )
 
 
 def test_ids_have_api_gateways_shapes_and_differ() -> None:
@@ -41,7 +50,7 @@ def test_ids_have_api_gateways_shapes_and_differ() -> None:
     assert len(ids) == 10_000
     for rid in list(ids)[:100]:
         assert len(rid) == 16 and len(base64.b64decode(rid)) == 11
-    at = datetime(2026, 5, 1, tzinfo=UTC)
+    at = datetime(2026, 5, 1, tzinfo=UTC).timestamp()
     traces = {trace_id(at) for _ in range(1000)}
     assert len(traces) == 1000
     assert all(re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", t) for t in traces)

@@ -128,6 +128,8 @@ class Dispatcher:
         self.invoker = invoker
         self.integration_timeout_s = integration_timeout_s
         self.body_timeout_s = body_timeout_s
+        self.server_port = 0
+        """The port the gateway listens on (X-Forwarded-Port), once bound."""
         self.default_kind: ApiKind = (
             "http" if any(a.kind == "http" for a in table.apis) or not table.apis else "rest"
         )
@@ -191,9 +193,11 @@ class Dispatcher:
             headers = _decoded_headers(request)
         except UnicodeDecodeError:
             raise Denied("bad_request", "a header is not UTF-8") from None
-        transport = request.transport
-        sockname = transport.get_extra_info("sockname") if transport is not None else None
-        port = sockname[1] if isinstance(sockname, tuple) else 0
+        port = self.server_port
+        if not port:  # not served by ApiGateway: ask the connection
+            transport = request.transport
+            sockname = transport.get_extra_info("sockname") if transport is not None else None
+            port = sockname[1] if isinstance(sockname, tuple) else 0
         return RequestData(
             request.method,
             raw_path,

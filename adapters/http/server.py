@@ -203,7 +203,7 @@ class ApiGateway:
             await self._close_invoker()
             raise
         self._runner = runner
-        self.port = runner.addresses[0][1]
+        self.port = self.dispatcher.server_port = runner.addresses[0][1]
         for route in self.routes.routes:
             log.info("%s %s -> %s", self.url, route.route_key, route.function)
         return self.port
