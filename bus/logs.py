@@ -47,6 +47,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+class CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes, as logging's last-resort
+    handler does: code that runs a CLI in-process (tests capturing its output, embedders)
+    may swap stderr and close the one it had, and records logged later by the process's
+    threads must not go to the closed one ("I/O operation on closed file")."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
 def configure(level: str | None = None, fmt: str | None = None) -> None:
     """Log to stderr; ``LAMBDABUS_LOG_FORMAT=json`` for one JSON object a line.
 
@@ -55,7 +73,7 @@ def configure(level: str | None = None, fmt: str | None = None) -> None:
     """
     level = level or os.environ.get("LAMBDABUS_LOG_LEVEL", "INFO")
     fmt = fmt or os.environ.get("LAMBDABUS_LOG_FORMAT", "text")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderr()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

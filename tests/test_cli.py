@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 
 from bus.envelope import Envelope, encode
@@ -90,3 +91,28 @@ def test_json_log_lines_are_json() -> None:
     record = logging.LogRecord("lambdabus", logging.ERROR, __file__, 1, "boom %s", ("x",), None)
     doc = json.loads(JsonFormatter().format(record))
     assert doc["message"] == "boom x" and doc["level"] == "ERROR" and doc["time"].endswith("Z")
+
+
+def test_logs_go_to_the_stderr_of_the_moment_not_a_closed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CLI run in-process under capture binds its log handler to the captured stderr;
+    records logged after that stream was closed must not fail ("Logging error")."""
+    import io
+
+    from bus import logs
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    first, then = io.StringIO(), io.StringIO()
+    try:
+        monkeypatch.setattr(sys, "stderr", first)
+        logs.configure(level="INFO")
+        first.close()  # the capture of the test that ran the CLI ended
+        monkeypatch.setattr(sys, "stderr", then)
+        logging.getLogger("bus.somewhere").warning("written later by a thread")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert "written later by a thread" in then.getvalue()
+    assert "Logging error" not in then.getvalue()
