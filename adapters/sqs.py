@@ -1,7 +1,6 @@
 """The SQS event source: long-poll a queue, publish each message, then delete it.
 
-One :class:`SqsAdapter` per event source mapping, as in Lambda, where the
-mappings of one queue compete for its messages (no fan-out across mappings).
+One :class:`SqsAdapter` per event source mapping (:mod:`adapters.sqs_mappings`).
 Each runs several pollers (ScalingConfig ``MaximumConcurrency``, default 2, at
 most :data:`MAX_POLLERS`), each a long poll of up to 10 messages with every
 system and message attribute.
@@ -9,20 +8,17 @@ system and message attribute.
 Per received batch: a message over SQS's 1 MiB limit, or one that cannot become
 a record, is counted as an adapter error and left for the queue's own
 RedrivePolicy (on a FIFO queue with the rest of its group, which must not
-overtake it). The others become envelopes (id = MessageId, partition =
-MessageGroupId on FIFO queues, time = SentTimestamp); FilterCriteria drops the
-non-matching ones. The base publishes, and only then DeleteMessageBatch removes
-exactly the published and filtered-out messages; while a publish outlasts half
-the visibility timeout, ChangeMessageVisibilityBatch keeps them hidden.
+overtake it). The others become envelopes (:mod:`adapters.sqs_envelopes`);
+FilterCriteria drops the non-matching ones. The base publishes, and only then
+DeleteMessageBatch removes exactly the published and filtered-out messages;
+while a publish outlasts half the visibility timeout,
+ChangeMessageVisibilityBatch keeps them hidden.
 
 Retries are the bus's (the message is deleted by then): the trigger's attempt
 limit comes from ``maxReceiveCount``, the worker reports each attempt in
 ``attributes.ApproximateReceiveCount``, and :mod:`adapters.destinations` sends
 exhausted messages to the ``deadLetterTargetArn``. Source lag is the age of the
 oldest message of the latest receive (0 when it brought none).
-
-``normalize`` is the one source-specific step: S3 and SNS carrier queues reuse
-this poller with :func:`s3_envelopes` and :func:`sns_envelopes`.
 """
 
 from __future__ import annotations
@@ -47,119 +43,46 @@ from redis.asyncio import Redis
 
 from bus.envelope import Envelope
 from bus.publish import Target
-from bus.spec import Trigger
 
 from .base import DEFAULT_HIGH_WATER, Adapter, AdapterGroup, Handoff, Published
 from .patterns import Pattern, compile_pattern, lambda_filter_matches
-from .s3_records import iso_time, s3_records
-from .sns_records import sns_record
-from .sqs_records import MalformedMessage, arn_parts, message_size, sqs_record
-from .template.loaded import EventSource, LoadedTemplate
+from .sqs_envelopes import (
+    Normalizer,
+    Queue,
+    message_group,
+    s3_envelopes,
+    sent_time,
+    sns_envelopes,
+    sqs_envelopes,
+)
+from .sqs_mappings import DEFAULT_POLLERS, SqsMapping, carrier_mappings, mappings_from_template
+from .sqs_records import MalformedMessage, arn_parts, message_size
+from .template.loaded import LoadedTemplate
+
+__all__ = [
+    "DEFAULT_POLLERS",
+    "MAX_POLLERS",
+    "Normalizer",
+    "Queue",
+    "Receipts",
+    "SqsAdapter",
+    "SqsMapping",
+    "carrier_mappings",
+    "mappings_from_template",
+    "s3_envelopes",
+    "services_for",
+    "sns_envelopes",
+    "sqs_envelopes",
+]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POLLERS = 2
-"""Lambda's minimum (and SAM's default) ScalingConfig.MaximumConcurrency."""
 MAX_POLLERS = 16
 """Pollers per mapping; invocation concurrency is the worker's to limit, not the poller's."""
 RECEIVE_MAX = 10
 LONG_POLL_S = 20
 MAX_MESSAGE_BYTES = 1024 * 1024
 """SQS's message size limit (1 MiB since January 2026)."""
-
-Normalizer = Callable[[Mapping[str, Any], "Queue"], list[Envelope]]
-"""One received message → its envelopes (``trigger`` is filled in at publish). Raises
-:class:`MalformedMessage` to leave the message at the source; [] deletes it unpublished."""
-
-
-@dataclass(frozen=True)
-class Queue:
-    """What the poller learned about its queue at start."""
-
-    arn: str
-    url: str
-    name: str
-    region: str
-    fifo: bool
-    visibility_timeout_s: float
-    dead_letter_arn: str | None = None
-
-
-def _sent_time(record_attributes: Mapping[str, Any]) -> float:
-    try:
-        return int(record_attributes["SentTimestamp"]) / 1000
-    except (KeyError, TypeError, ValueError):
-        return time.time()
-
-
-def _group(message: Mapping[str, Any], queue: Queue) -> str | None:
-    return (message.get("Attributes") or {}).get("MessageGroupId") if queue.fifo else None
-
-
-def sqs_envelopes(message: Mapping[str, Any], queue: Queue) -> list[Envelope]:
-    """The SQS event source itself: one Lambda SQS record per message."""
-    record = sqs_record(message, queue.arn)
-    return [
-        Envelope(
-            id=record["messageId"], source="aws:sqs", type="aws:sqs", trigger="",
-            record=record, time=_sent_time(record["attributes"]), subject=queue.name,
-            partition=_group(message, queue), first_seen=time.time(),
-        )
-    ]  # fmt: skip
-
-
-def s3_envelopes(message: Mapping[str, Any], queue: Queue) -> list[Envelope]:
-    """An S3 carrier queue: one Lambda S3 record per notification record."""
-    body, carrier_id = message.get("Body"), message.get("MessageId")
-    if not isinstance(body, str) or not isinstance(carrier_id, str):
-        raise MalformedMessage("carrier message lacks MessageId or Body")
-    now = time.time()
-    return [
-        Envelope(
-            id=event_id, source="aws:s3", type=record["eventName"], trigger="", record=record,
-            time=iso_time(record["eventTime"]), subject=record["s3"]["object"]["key"],
-            partition=_group(message, queue), first_seen=now,
-        )
-        for event_id, record in s3_records(body, carrier_id, queue.region)
-    ]  # fmt: skip
-
-
-def sns_envelopes(message: Mapping[str, Any], queue: Queue) -> list[Envelope]:
-    """An SNS carrier queue (raw delivery off): one Lambda SNS record per notification."""
-    body = message.get("Body")
-    if not isinstance(body, str):
-        raise MalformedMessage("carrier message lacks a Body")
-    made = sns_record(body)
-    if made is None:
-        return []
-    event_id, record = made
-    sns = record["Sns"]
-    return [
-        Envelope(
-            id=event_id, source="aws:sns", type="Notification", trigger="", record=record,
-            time=iso_time(sns["Timestamp"]), subject=arn_parts(sns["TopicArn"])[2],
-            partition=_group(message, queue), first_seen=time.time(),
-        )
-    ]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SqsMapping:
-    """One event source mapping: a queue, and the function (trigger) its messages go to."""
-
-    function: str
-    trigger: Trigger
-    queue_arn: str
-    filters: tuple[Mapping[str, Any] | str, ...] = ()
-    """FilterCriteria patterns (``Filters[].Pattern``), as written in the template."""
-    pollers: int = DEFAULT_POLLERS
-    normalize: Normalizer = sqs_envelopes
-    kind: str = "sqs"
-    """``sqs``, or ``s3``/``sns`` for carrier queues; the first part of the metrics label."""
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind}:{self.function}.{self.trigger.name}"
 
 
 @dataclass(slots=True)
@@ -247,7 +170,7 @@ class SqsAdapter(Adapter[Receipts]):
             return
         self.counts.received += len(messages)
         now_ms = time.time() * 1000
-        sent = [_sent_time(m.get("Attributes") or {}) * 1000 for m in messages]
+        sent = [sent_time(m.get("Attributes") or {}) * 1000 for m in messages]
         self.observe_lag((now_ms - min(sent)) / 1000 if sent else 0.0)
         if messages:
             await self.handoff(self.prepare(queue, messages, time.monotonic()))
@@ -270,7 +193,7 @@ class SqsAdapter(Adapter[Receipts]):
         handles: list[str] = []
         blocked: set[str | None] = set()
         for message in messages:
-            group = _group(message, queue)
+            group = message_group(message, queue)
             if queue.fifo and group in blocked:
                 continue  # behind a rejected message of its group: keep FIFO order
             try:
@@ -347,54 +270,6 @@ class SqsAdapter(Adapter[Receipts]):
                 self.count_error(len(response["Failed"]))
                 log.warning("%s: %s", self.label, response["Failed"])
         return failed
-
-
-# -- wiring from a template ---------------------------------------------------------------
-
-
-def mappings_from_template(loaded: LoadedTemplate) -> list[SqsMapping]:
-    """Every enabled ``SQS`` event of the template, as Lambda would map it."""
-    mappings = []
-    for source in loaded.events:
-        trigger = _trigger(loaded, source)
-        if source.type != "SQS" or trigger is None:
-            continue
-        props = source.properties
-        filters = props.get("FilterCriteria", {}).get("Filters", [])
-        mappings.append(SqsMapping(
-            function=source.function, trigger=trigger, queue_arn=str(props["Queue"]),
-            filters=tuple(f["Pattern"] for f in filters if "Pattern" in f),
-            pollers=int(props.get("ScalingConfig", {}).get("MaximumConcurrency", DEFAULT_POLLERS)),
-        ))  # fmt: skip
-    return mappings
-
-
-def carrier_mappings(loaded: LoadedTemplate) -> list[SqsMapping]:
-    """The S3 and SNS events of the template, read from their carrier queues
-    (named by :func:`adapters.carriers.carrier_queue_for`, created by provisioning)."""
-    from .carriers import carrier_queue_for
-    from .template.models import ACCOUNT_ID
-
-    mappings = []
-    for source in loaded.events:
-        trigger = _trigger(loaded, source)
-        name = carrier_queue_for(loaded.stack.name, source) if trigger else None
-        if trigger is None or name is None:
-            continue
-        own = source.properties.get("SqsSubscription")
-        arn = own.get("QueueArn") if isinstance(own, dict) else None
-        normalize = s3_envelopes if source.type == "S3" else sns_envelopes
-        mappings.append(SqsMapping(
-            function=source.function, trigger=trigger, normalize=normalize,
-            queue_arn=str(arn or f"arn:aws:sqs:{loaded.region}:{ACCOUNT_ID}:{name}"),
-            kind=source.type.lower(),
-        ))  # fmt: skip
-    return mappings
-
-
-def _trigger(loaded: LoadedTemplate, source: EventSource) -> Trigger | None:
-    fn = loaded.stack.functions.get(source.function)
-    return fn.triggers.get(source.name) if fn is not None else None
 
 
 def services_for(
