@@ -2,26 +2,26 @@
 
 Embedded defaults: with no Redis URL a private ``redis-server`` in a temp dir,
 with no AWS endpoint moto's server in-process; the edge endpoint; and one worker
-process per function (or per ``Metadata: lambdabus: group``). Everything it
-starts stops with it: children get SIGTERM, then SIGKILL after the grace
-period, and on Linux they die with their parent even if it is killed.
+process per function (or per ``Metadata: lambdabus: group``), which a
+:class:`~adapters.dev_processes.DevChildren` starts and stops with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
-import signal
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bus.embedded import EmbeddedRedis, free_port
-from bus.lifecycle import READY_LINE
 
+from .dev_processes import DevChildren
 from .edge import EdgeServer
+
+if TYPE_CHECKING:
+    from .template import LoadedTemplate
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +39,11 @@ ADAPTERS: dict[str, str] = {
 }
 """Event type -> adapter that runs it; the source issues fill this in."""
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
-
 
 class DevStack:
     def __init__(
         self,
-        loaded: Any,
+        loaded: LoadedTemplate,
         *,
         edge_port: int = 4566,
         redis_url: str | None = None,
@@ -84,11 +75,8 @@ class DevStack:
         self._moto: Any = None
         self.edge: EdgeServer | None = None
         self.sfn_executor: Any = None
-        self.workers: list[asyncio.subprocess.Process] = []
-        self.gateways: list[asyncio.subprocess.Process] = []
-        """Gateway processes beyond the one in this process (``api_processes``)."""
-        self._relays: list[asyncio.Task[None]] = []
-        self.admin_urls: dict[str, str] = {}
+        self.children: DevChildren | None = None
+        """Workers and extra gateways; made once the services they connect to run."""
 
     async def start(self) -> None:
         """Start everything; on failure, stop what already runs and report one line."""
@@ -131,16 +119,15 @@ class DevStack:
         await self.edge.start()
         await self._start_adapters()
         await self._start_scheduler()
-        env = self._worker_env()
-        await self._start_gateway(env)
-        # Side by side: each worker's cold start (imports) takes a while.
-        started = await asyncio.gather(
-            *(self._start_worker(group, env) for group in self.loaded.groups),
-            return_exceptions=True,
-        )
-        for outcome in started:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        assert self.redis_url and self.aws_endpoint
+        self.children = DevChildren(
+            self.loaded.path, self.stack.name, overrides=self.overrides,
+            redis_url=self.redis_url, aws_endpoint=self.aws_endpoint, edge_url=self.edge.url,
+            credentials=self.credentials, embedded_moto=self._moto is not None,
+            api_processes=self.api_processes,
+        )  # fmt: skip
+        await self._start_gateway(self.children)
+        await self.children.start_workers(self.loaded.groups)
         await self._start_sfn_executor()
         self._print_endpoints()
         self.ready = True
@@ -221,7 +208,7 @@ class DevStack:
             self.scheduler = scheduler_for(self._redis_client, self.loaded)
             await self.scheduler.start()
 
-    async def _start_gateway(self, env: dict[str, str]) -> None:
+    async def _start_gateway(self, children: DevChildren) -> None:
         """Serve the template's Api/HttpApi routes, as ``sam local start-api`` does; with
         ``api_processes`` > 1, more gateway processes share the port (SO_REUSEPORT)."""
         from bus.cli import UsageError
@@ -239,13 +226,7 @@ class DevStack:
         except GatewayConfigError as exc:
             raise UsageError(str(exc)) from None
         port = await self.gateway.start()
-        tail = ["adapter", "http", "--api-port", str(port), "--reuse-port"]
-        if self.mount_stage:
-            tail.append("--mount-stage")
-        await asyncio.gather(
-            *(self._start_child(tail, f"api{n}", env, self.gateways)
-              for n in range(2, self.api_processes + 1))
-        )  # fmt: skip
+        await children.start_gateways(port, mount_stage=self.mount_stage)
 
     async def _provision(self) -> None:
         """Create the template's queues, topics, buckets, tables and their wiring."""
@@ -273,78 +254,8 @@ class DevStack:
         self._moto.start()
         return f"http://127.0.0.1:{port}"
 
-    def _worker_env(self) -> dict[str, str]:
-        assert self.edge is not None and self.redis_url and self.aws_endpoint
-        env = dict(os.environ)
-        env.update(
-            {
-                "LAMBDABUS_REDIS_URL": self.redis_url,
-                "LAMBDABUS_TEMPLATE": str(self.loaded.path),
-                "AWS_ENDPOINT_URL": self.aws_endpoint,
-                "AWS_ENDPOINT_URL_LAMBDA": self.edge.url,
-                "AWS_ENDPOINT_URL_EVENTBRIDGE": self.edge.url,
-                "AWS_ENDPOINT_URL_SFN": self.edge.url,
-                "LAMBDABUS_ADMIN_PORT": "0",
-            }
-        )
-        if self.credentials:  # functions sign their calls to the edge with the first pair
-            key, secret = next(iter(self.credentials.items()))
-            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = key, secret
-        if self._moto is not None:  # moto accepts any credentials; don't reach for real ones
-            env.setdefault("AWS_ACCESS_KEY_ID", "testing")
-            env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
-        return env
-
-    async def _start_worker(self, group: list[str], env: dict[str, str]) -> None:
-        tail = ["worker"]
-        for name in group:
-            tail += ["--function", name]
-        await self._start_child(tail, "+".join(group), env, self.workers)
-
-    async def _start_child(self, tail: list[str], label: str, env: dict[str, str],
-                           into: list[asyncio.subprocess.Process]) -> None:  # fmt: skip
-        """Start ``lambdabus <tail>`` on this template; return once it is ready."""
-        cmd = [sys.executable, "-m", "adapters.cli", "--template", str(self.loaded.path),
-               "--stack-name", self.stack.name, *tail]  # fmt: skip
-        if self.overrides:  # the child loads the template the same way dev did
-            cmd += ["--parameter-overrides", *self.overrides]
-        proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            env=env,
-            stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-        into.append(proc)
-        started = asyncio.get_running_loop().create_future()
-        self._relays.append(asyncio.create_task(self._relay(proc, label, started)))
-        try:
-            await asyncio.wait_for(started, 60)
-        except TimeoutError:
-            raise RuntimeError(f"{label} did not start within 60 s") from None
-
-    async def _relay(
-        self, proc: asyncio.subprocess.Process, label: str, started: asyncio.Future[None]
-    ) -> None:
-        """Prefix the worker's log lines with its function, and notice when it is up."""
-        assert proc.stderr is not None
-        async for raw in proc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            if line.startswith("admin: "):
-                self.admin_urls[label] = line.removeprefix("admin: ")
-            elif line == READY_LINE and not started.done():
-                started.set_result(None)
-                continue
-            print(f"[{label}] {line}", file=sys.stderr, flush=True)
-        if not started.done():
-            started.set_exception(RuntimeError(f"{label} exited with {await proc.wait()}"))
-
-    def _gateway_labels(self) -> set[str]:
-        return {f"api{n}" for n in range(2, self.api_processes + 1)}
-
     def _print_endpoints(self) -> None:
-        assert self.edge is not None
+        assert self.edge is not None and self.children is not None
         lines = [
             f"stack {self.stack.name!r} from {self.loaded.path}",
             f"  redis        {self.redis_url}" + ("  (private)" if self._redis else ""),
@@ -355,9 +266,7 @@ class DevStack:
             lines.append(f"  api          {self.gateway.url}  (API Gateway routes)")
         if self.scheduler is not None:
             lines.append(f"  scheduler    {self.scheduler.describe()}")
-        for label, url in sorted(self.admin_urls.items()):
-            kind = "api" if label in self._gateway_labels() else "worker"
-            lines.append(f"  {kind:<12} {label}: {url}")
+        lines += self.children.endpoint_lines()
         lines.append("ready")
         print("\n".join(lines), flush=True)
 
@@ -369,9 +278,8 @@ class DevStack:
             clean = await self.adapters.stop(grace_s)
         if self.scheduler is not None:
             clean = await self.scheduler.stop(grace_s) and clean
-        clean = await _terminate(self.gateways, grace_s) and clean
-        clean = await _terminate(self.workers, grace_s) and clean
-        await asyncio.gather(*self._relays, return_exceptions=True)
+        if self.children is not None:
+            clean = await self.children.stop(grace_s) and clean
         if self.sfn_executor is not None:
             await self.sfn_executor.stop()
         if self.gateway is not None:
@@ -385,19 +293,3 @@ class DevStack:
         if self._redis is not None:
             await asyncio.to_thread(self._redis.stop)
         return clean
-
-
-async def _terminate(procs: list[asyncio.subprocess.Process], grace_s: float) -> bool:
-    """SIGTERM each, then wait for all (killing what outlives the grace period)."""
-    clean = True
-    for proc in procs:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            await asyncio.wait_for(proc.wait(), grace_s + 5)
-        except TimeoutError:
-            clean = False
-            proc.kill()
-            await proc.wait()
-    return clean
