@@ -10,8 +10,9 @@ import pytest
 
 from adapters.sfn.choice import evaluate as rule_holds
 from adapters.sfn.choice import string_matches
-from adapters.sfn.engine import Engine, Transition, backoff_s
+from adapters.sfn.engine import Engine, Transition
 from adapters.sfn.intrinsics import evaluate as intrinsic
+from adapters.sfn.retry_catch import backoff_s
 from adapters.sfn.run import run_local
 
 T0 = 1_700_000_000.0

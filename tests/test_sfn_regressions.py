@@ -24,11 +24,12 @@ from adapters.sfn import engine as engine_mod
 from adapters.sfn import executor as executor_mod
 from adapters.sfn.api import StepFunctionsApi, execution_id
 from adapters.sfn.definition import load
-from adapters.sfn.engine import MAX_HISTORY_EVENTS, MAX_STATES_PER_TRANSITION, Engine
+from adapters.sfn.engine import MAX_STATES_PER_TRANSITION, Engine
 from adapters.sfn.errors import matches
 from adapters.sfn.executor import Executor
 from adapters.sfn.run import run_local
 from adapters.sfn.store import ExecutionStore
+from adapters.sfn.transition import MAX_HISTORY_EVENTS
 from bus.keys import GROUP, FunctionKeys
 from bus.redis_conn import connect, ensure_group
 

@@ -1,11 +1,13 @@
 """Step Functions (Amazon States Language) on the bus: engine, durable executor, API.
 
 - ``definition``: load and validate a definition; refusals name the state and field.
-- ``engine`` (+ ``states``, ``fanout``, ``dataflow``, ``paths``, ``intrinsics``,
-  ``choice``, ``waits``, ``jsonata_eval``): a pure, deterministic transition function
-  over one JSON document per execution. Map iterations and Parallel branches are child
-  frames in that document; Wait and Retry back-off are timers; nothing sleeps.
-- ``executor`` + ``store`` + ``commands``: executions live in Redis. Every input
+- ``engine`` (+ ``transition``, ``events``, ``retry_catch``, ``states``, ``fanout``,
+  ``dataflow``, ``paths``, ``intrinsics``, ``choice``, ``waits``, ``jsonata_eval``): a
+  pure, deterministic transition function over one JSON document per execution. Map
+  iterations and Parallel branches are child frames in that document; Wait and Retry
+  back-off are timers; nothing sleeps.
+- ``executor`` (+ ``work_entries``, ``execution_update``, ``timer_pump``) + ``store`` +
+  ``commands``: executions live in Redis. Every input
   (start, a task's result, a due timer, SendTask*, StopExecution) is an entry on the
   stack's work stream, read through one consumer group by any number of executors. A
   transition is committed (WATCH/MULTI: document, history, outbox of commands) before

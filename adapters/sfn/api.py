@@ -21,8 +21,8 @@ from redis.asyncio import Redis
 from adapters.edge.json_api import JsonApiError
 
 from .definition import MAX_INPUT_BYTES, DefinitionError, InputError, load, parse_input
-from .executor import execution_of
 from .store import ExecutionStore, dumps
+from .work_entries import execution_of
 
 if TYPE_CHECKING:
     from adapters.edge import EdgeServer

@@ -9,6 +9,9 @@ document with its commands (store.commit), carries the commands out, and only
 then acknowledges the entries. An executor killed anywhere leaves its entries
 pending; another one reclaims them (XAUTOCLAIM) and redoes what was not
 committed. A result for a token already settled changes nothing.
+
+What an entry means is work_entries.py, what one commit changes is
+execution_update.py, and due timers reach the stream through timer_pump.py.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
 from redis.asyncio import Redis
 
 from bus.keys import GROUP
@@ -30,7 +32,10 @@ from bus.redis_conn import connect, ensure_group, raw_reader
 from . import metrics
 from .commands import CommandIssuer
 from .engine import MAX_STATES_PER_TRANSITION, Engine
-from .store import ExecutionStore, dumps
+from .execution_update import apply_batch
+from .store import ExecutionStore
+from .timer_pump import pump_due_timers
+from .work_entries import decode_entry
 
 log = logging.getLogger(__name__)
 
@@ -42,45 +47,9 @@ ORPHAN_AFTER_S = 5.0
 ADOPT_POLLS, ADOPT_POLL_S = 40, 0.05
 """How long to wait for another executor to empty its outbox before deferring the work."""
 
-MOVE_DUE_TIMERS = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 200)
-for _, member in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'ev', member)
-  redis.call('ZREM', KEYS[1], member)
-end
-return #due
-"""
-
-
-def execution_of(token: str) -> str:
-    """Tokens are ``<execution id>.<sequence>[.<secret>]``."""
-    return token.split(".", 1)[0]
-
 
 def _is_nogroup(exc: Exception) -> bool:
     return "NOGROUP" in str(exc)
-
-
-def _marshal_error(payload: Any, request_id: str) -> tuple[str, str] | None:
-    """A result that is not JSON fails the task as Lambda's runtime does."""
-    try:
-        json.dumps(payload)
-    except (TypeError, ValueError) as exc:
-        msg = f"Unable to marshal response: {exc}"
-        return "Runtime.MarshalError", json.dumps({"errorMessage": msg,
-            "errorType": "Runtime.MarshalError", "requestId": request_id,
-            "stackTrace": []})  # fmt: skip
-    return None
-
-
-def lambda_error(payload: Any, request_id: str) -> tuple[str, str]:
-    """A function's exception as Step Functions reports it: error = type, cause = JSON."""
-    if not isinstance(payload, dict):
-        return "Lambda.Unknown", dumps(payload)
-    error = str(payload.get("errorType") or "Lambda.Unknown")
-    cause = {"errorMessage": payload.get("errorMessage", ""), "errorType": error,
-             "requestId": request_id, "stackTrace": payload.get("stackTrace", [])}  # fmt: skip
-    return error, json.dumps(cause)
 
 
 class Executor:
@@ -105,7 +74,6 @@ class Executor:
         self._engines: dict[str, Engine] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
-        self._move = self.redis.register_script(MOVE_DUE_TIMERS)
         self._held: set[Any] = set()
         self._busy = 0
         self._idle = asyncio.Event()
@@ -115,7 +83,12 @@ class Executor:
         await ensure_group(self.redis, self.keys.work)
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="sfn-read"),
-            asyncio.create_task(self._timer_loop(), name="sfn-timers"),
+            asyncio.create_task(
+                pump_due_timers(
+                    self.redis, self.keys, self.clock, self.timer_poll_s, self._stopping
+                ),
+                name="sfn-timers",
+            ),
             asyncio.create_task(self._reclaim_loop(), name="sfn-reclaim"),
         ]
 
@@ -224,19 +197,6 @@ class Executor:
         pipe.xdel(self.keys.work, *ids)
         await pipe.execute()
 
-    async def _timer_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                moved = await self._move(keys=[self.keys.timers, self.keys.work],
-                                         args=[self.clock()])  # fmt: skip
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("moving due timers failed (%s)", exc)
-                moved = 0
-            if not moved:
-                await asyncio.sleep(self.timer_poll_s)
-
     # -- one batch -------------------------------------------------------------------------
 
     async def process(self, entries: list[Any]) -> None:
@@ -292,25 +252,8 @@ class Executor:
                 self._held.difference_update(ids_of)
 
     def _decode(self, fields: list[Any]) -> dict[str, Any] | None:
-        pairs = dict(zip(fields[::2], fields[1::2], strict=False))
-        try:
-            if b"ev" in pairs:
-                event: dict[str, Any] = json.loads(pairs[b"ev"])
-                return event
-            if b"r" in pairs:
-                rid, status, payload = msgpack.unpackb(pairs[b"r"], raw=False,
-                                                       strict_map_key=False)  # fmt: skip
-                marshal = _marshal_error(payload, rid) if status == "success" else None
-                if status == "success" and marshal is None:
-                    return {"e": execution_of(rid), "type": "task_succeeded", "token": rid,
-                            "result": payload}  # fmt: skip
-                error, cause = marshal or lambda_error(payload, rid)
-                return {"e": execution_of(rid), "type": "task_failed", "token": rid,
-                        "error": error, "cause": cause}  # fmt: skip
-        except Exception:
-            pass
-        log.error("malformed work entry dropped")
-        return None
+        """The event an entry carries (work_entries.py); None if it is malformed."""
+        return decode_entry(fields)
 
     async def engine(self, meta: dict[str, Any]) -> Engine | None:
         """The engine of the definition the execution started with (cached by its hash)."""
@@ -388,49 +331,8 @@ class Executor:
 
     def _apply(self, engine: Engine, doc: dict[str, Any], events: list[dict[str, Any]],
                now: float) -> Any:  # fmt: skip
-        meta = doc["meta"]
-        state = doc["engine"]
-        commands: list[dict[str, Any]] = []
-        history: list[dict[str, Any]] = []
-        changed = False
-        budget = MAX_STATES_PER_TRANSITION
-        for event in events:
-            if event.get("type") == "stop" and state is None:
-                tr = engine.abort_unstarted(now, event.get("error"), event.get("cause"))
-            elif event.get("type") == "start":
-                if state is not None or meta.get("status", "RUNNING") != "RUNNING":
-                    continue
-                tr = engine.start(
-                    meta["input"],
-                    execution={
-                        "Id": meta["arn"],
-                        "Name": meta["name"],
-                        "RoleArn": meta.get("role", ""),
-                        "StartTime": meta["start_date"],
-                    },
-                    now=now,
-                    token_prefix=f"{meta['eid']}.",
-                )
-            elif state is None:
-                continue
-            else:  # ``doc`` was parsed for this attempt alone: changed in place, no copy
-                tr = engine.step(state, event, now, copy_doc=False, max_states=budget)
-            budget -= tr.states  # one commit runs about MAX_STATES_PER_TRANSITION states
-            if tr.commands or tr.history:
-                state, changed = tr.doc, True
-                commands += [c for c in tr.commands if c["type"] != "continue"]
-                history += tr.history
-        if not changed:
-            return None
-        if state.get("ready"):  # states left over: one more entry carries them on
-            commands.append({"type": "continue"})
-        meta = {**meta, "status": state["status"]}
-        if state["status"] != "RUNNING":
-            meta["stop"] = now
-            for key in ("output", "error", "cause"):
-                if key in state:
-                    meta[key] = state[key]
-        return {"v": doc["v"], "meta": meta, "engine": state}, history, commands
+        """One commit's change (execution_update.py), within this module's budget of states."""
+        return apply_batch(engine, doc, events, now, MAX_STATES_PER_TRANSITION)
 
     # -- commands --------------------------------------------------------------------------
 

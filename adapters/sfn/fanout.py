@@ -16,7 +16,7 @@ from .dataflow import Scope, compact, template
 from .errors import QUERY_EVALUATION, RUNTIME, StatesError
 
 if TYPE_CHECKING:
-    from .engine import Doc, _Run
+    from .transition import Doc, _Run
 
 
 def _runtime(msg: str) -> StatesError:

@@ -17,7 +17,7 @@ from .errors import StatesError
 from .waits import due_time, seconds_field
 
 if TYPE_CHECKING:
-    from .engine import Doc, _Run
+    from .transition import Doc, _Run
 
 
 def run_pass(run: _Run, frame: Doc, spec: dict[str, Any], scope: Scope) -> None:
