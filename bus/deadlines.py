@@ -35,14 +35,19 @@ class Deadlines(Generic[K]):
         self._due: dict[K, tuple[float, Any]] = {}
         """Key -> (deadline on the loop's clock, info), oldest first."""
         self._timer: asyncio.TimerHandle | None = None
+        self._firing = False
 
     def __len__(self) -> int:
         return len(self._due)
 
     def add(self, key: K, info: Any = None) -> None:
+        """Start ``key``'s wait (again, if it was waiting: it moves to the back)."""
         when = self.loop.time() + self.wait_s
-        self._due[key] = (when, info)
-        if self._timer is None:
+        due = self._due
+        if key in due:
+            del due[key]
+        due[key] = (when, info)
+        if self._timer is None and not self._firing:
             self._timer = self.loop.call_at(when, self._fire)
 
     def discard(self, key: K) -> None:
@@ -60,15 +65,22 @@ class Deadlines(Generic[K]):
         due = self._due
         now = self.loop.time() + EARLY_S
         passed = []
-        for key, (when, info) in due.items():
+        for key, (when, _) in due.items():
             if when > now:
                 break
-            passed.append((key, info))
-        for key, info in passed:
-            del due[key]
-            try:
-                self.expire(key, info)
-            except Exception:
-                log.exception("expiring %r failed", key)
-        if due and self._timer is None:  # (an expiry may have added a call)
-            self._timer = self.loop.call_at(next(iter(due.values()))[0], self._fire)
+            passed.append(key)
+        self._firing = True  # expiries may add and discard calls: arm once, after them
+        try:
+            for key in passed:
+                entry = due.get(key)
+                if entry is None or entry[0] > now:  # discarded or re-added by an expiry
+                    continue
+                del due[key]
+                try:
+                    self.expire(key, entry[1])
+                except Exception:
+                    log.exception("expiring %r failed", key)
+        finally:
+            self._firing = False
+            if due:
+                self._timer = self.loop.call_at(next(iter(due.values()))[0], self._fire)

@@ -8,6 +8,7 @@ and no dict building per event on the hot path.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, NamedTuple
 
 import msgpack
@@ -49,13 +50,39 @@ class Envelope(NamedTuple):
         return self._replace(attempt=self.attempt + attempts)
 
 
-_packer = msgpack.Packer(use_bin_type=True, datetime=False)
+KEEP_PACKER_BYTES = 1 << 20
+"""A Packer that packed more than this is dropped: its buffer only ever grows."""
+
+_packers = threading.local()
+
+
+def _new_packer() -> msgpack.Packer:
+    packer = _packers.packer = msgpack.Packer(use_bin_type=True, datetime=False)
+    return packer
+
+
+def packb(obj: Any) -> bytes:
+    """``msgpack.packb(obj, use_bin_type=True)`` without making and freeing a Packer and
+    its buffer per call: one Packer per thread, replaced after a big object (or a
+    failure partway) so that a one-off 6 MB reply isn't held for the process's life."""
+    try:
+        packer = _packers.packer
+    except AttributeError:
+        packer = _new_packer()
+    try:
+        out: bytes = packer.pack(obj)
+    except BaseException:
+        _new_packer()
+        raise
+    if len(out) > KEEP_PACKER_BYTES:
+        _new_packer()
+    return out
 
 
 def encode(env: Envelope) -> bytes:
     """Serialize an envelope; raises TypeError, OverflowError or UnicodeEncodeError
     for records msgpack can't carry (objects, ints >= 2**64, lone surrogates)."""
-    return _packer.pack((VERSION, *env))
+    return packb((VERSION, *env))
 
 
 _FIELDS = 13

@@ -217,8 +217,8 @@ class InProcessRunner:
         return Outcome("success", afut.result())
 
     async def close(self) -> None:
-        if self._deadlines is not None:
-            self._deadlines.close()
+        # The deadlines stay: a handler still running (one that swallowed the stop's
+        # cancel) keeps its timeout.
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError
 
 from .deadlines import Deadlines
-from .envelope import Envelope, encode
+from .envelope import Envelope, encode, packb
 from .handler import ErrorInfo, Outcome
 from .keys import FunctionKeys, reply_stream
 from .publish import Publisher, Target
@@ -55,18 +55,14 @@ class InvokeTimeout(TimeoutError):
     """No reply before the caller's deadline (the call may still run, or be dropped)."""
 
 
-_packer = msgpack.Packer(use_bin_type=True, datetime=False)
-"""One for all replies: ``msgpack.packb`` makes (and frees) a Packer and its buffer per call."""
-
-
 def encode_reply(request_id: str, outcome: Outcome) -> bytes:
     if outcome.status == "success":
         try:
-            return _packer.pack((request_id, "success", outcome.result))
+            return packb((request_id, "success", outcome.result))
         except (TypeError, ValueError, OverflowError) as exc:
             outcome = Outcome("error", error=ErrorInfo("Runtime.MarshalError", str(exc), []))
     error = outcome.error or ErrorInfo("Unknown", "", [])
-    return _packer.pack((request_id, outcome.status, error.payload()))
+    return packb((request_id, outcome.status, error.payload()))
 
 
 class Invoker:

@@ -113,3 +113,51 @@ async def test_an_invoker_keeps_a_bounded_number_of_idle_timeout_groups() -> Non
     assert invoker._deadlines[1.0] is busy
     busy.close()
     await invoker.redis.aclose()
+
+
+async def test_expiries_that_add_and_discard_calls_leave_the_others_on_time() -> None:
+    """An expiry may discard a call that is due too, and add one: the rest still expire
+    when theirs passes, not a whole wait later, and the discarded one never does."""
+    loop = asyncio.get_running_loop()
+    fired: dict[str, float] = {}
+    started = loop.time()
+    last: asyncio.Future[None] = loop.create_future()
+    deadlines: Deadlines[str]
+
+    def expire(key: str, _: object) -> None:
+        fired[key] = loop.time() - started
+        if key == "a":
+            deadlines.discard("b")  # due as well
+            deadlines.add("late")  # waits a whole WAIT_S from now
+        if key == "c":
+            last.set_result(None)
+
+    deadlines = Deadlines(loop, WAIT_S, expire)
+    deadlines.add("a")
+    deadlines.add("b")
+    await asyncio.sleep(WAIT_S / 2)  # simulated time between calls, not a sync point
+    deadlines.add("c")
+    await asyncio.wait_for(last, 5)
+    assert "b" not in fired
+    assert fired["c"] < 2 * WAIT_S  # not held back behind "late"
+    assert list(fired) == ["a", "c"]
+
+
+async def test_adding_a_waiting_key_again_restarts_its_wait() -> None:
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def expire(key: str, _: object) -> None:
+        order.append(key)
+        if len(order) == 2:
+            done.set_result(None)
+
+    deadlines: Deadlines[str] = Deadlines(loop, WAIT_S, expire)
+    deadlines.add("again")
+    await asyncio.sleep(0)
+    deadlines.add("other")
+    await asyncio.sleep(0)
+    deadlines.add("again")  # its wait starts over: "other" is now the oldest
+    await asyncio.wait_for(done, 5)
+    assert order == ["other", "again"]

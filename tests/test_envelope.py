@@ -306,3 +306,28 @@ def test_corrupted_valid_entries_never_raise_anything_but_undecodable(
     except UndecodableEntry:
         return
     assert isinstance(result, Envelope)
+
+
+def test_packb_is_msgpacks_and_drops_a_packer_grown_big_or_failed() -> None:
+    import threading
+
+    from bus import envelope
+
+    obj = {"a": [1, 2.5, "é", b"\x00"], "n": 2**63}
+    assert envelope.packb(obj) == msgpack.packb(obj, use_bin_type=True)
+    kept = envelope._packers.packer
+    envelope.packb("small")
+    assert envelope._packers.packer is kept
+    big = b"x" * (envelope.KEEP_PACKER_BYTES + 1)
+    assert msgpack.unpackb(envelope.packb(big)) == big
+    assert envelope._packers.packer is not kept  # its buffer grew past the bound
+    grown = envelope._packers.packer
+    with pytest.raises(TypeError):
+        envelope.packb({"ok": 1, "bad": object()})
+    assert envelope._packers.packer is not grown
+    assert envelope.packb(obj) == msgpack.packb(obj, use_bin_type=True)  # nothing left over
+    other: list[object] = []
+    thread = threading.Thread(target=lambda: other.append(envelope._packers.__dict__.get("packer")))
+    thread.start()
+    thread.join()
+    assert other == [None]  # each thread packs with a Packer of its own

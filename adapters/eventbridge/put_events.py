@@ -38,11 +38,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import msgpack
 from aiohttp import web
 from redis.asyncio import Redis
 
-from bus.envelope import MAX_ENTRY_BYTES, Envelope, encode
+from bus.envelope import MAX_ENTRY_BYTES, Envelope, encode, packb
 from bus.publish import EventTooLarge, Publisher, Target, checked
 from bus.spec import Stack
 
@@ -63,7 +62,6 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 (``\\ud83d\\ude00`` for a 4-byte character), so this admits every request the size
 rule would accept; a larger body is refused with 413 before it is parsed."""
 _STRING_FIELDS = ("Source", "DetailType", "Detail", "EventBusName", "TraceHeader")
-_packer = msgpack.Packer(use_bin_type=True, datetime=False)
 Routed = list[tuple[Target, Envelope]]
 """One entry's envelopes, one per rule it matched."""
 
@@ -197,7 +195,7 @@ def make_event(
         "detail": detail,
     }
     try:
-        _packer.pack(event)  # what the bus can't carry is refused here, not mid-publish
+        packb(event)  # what the bus can't carry is refused here, not mid-publish
     except (TypeError, OverflowError, ValueError) as exc:
         return Refused("InvalidArgument", f"Parameter Detail is not valid. Reason: {exc}")
     return event, bus

@@ -203,7 +203,11 @@ class ApiGateway:
             await self._close_invoker()
             raise
         self._runner = runner
-        self.port = self.dispatcher.server_port = runner.addresses[0][1]
+        self.port = runner.addresses[0][1]
+        ports = {address[1] for address in runner.addresses}
+        # One port for all (else, e.g. port 0 on both IPv4 and IPv6, each request asks its
+        # connection which port it came in on).
+        self.dispatcher.server_port = self.port if len(ports) == 1 else 0
         for route in self.routes.routes:
             log.info("%s %s -> %s", self.url, route.route_key, route.function)
         return self.port
