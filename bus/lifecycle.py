@@ -7,6 +7,7 @@ period). Signal handlers only set a flag; a second signal forces exit.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -27,6 +28,21 @@ def install_uvloop() -> None:
     except ImportError:  # pragma: no cover - optional on exotic platforms
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def settle_heap() -> None:
+    """Take what startup made out of the garbage collector's sight.
+
+    Modules, the template, clients: a service's startup objects live as long as the
+    process (hundreds of thousands of them in ``dev``, which hosts moto). Python's
+    full collections traverse every tracked object, so while serving they stalled
+    requests for tens of milliseconds each. Collected once, then frozen
+    (``gc.freeze``, as long-running Python servers do after startup), they are
+    skipped: at 128 connections the gateway's p99 went from ~50 to ~12 ms and its
+    rate up 10-25% (``bench/http.py``).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def serve(
@@ -58,10 +74,12 @@ async def serve(
     port = await admin.start()
     print(f"admin: http://127.0.0.1:{port}/metrics", file=sys.stderr, flush=True)
     await startup()
+    settle_heap()
     print(READY_LINE, file=sys.stderr, flush=True)
     await stop.wait()
     finished = await shutdown(grace_s)
     await admin.stop()
+    gc.unfreeze()  # (for a caller that goes on in this process: tests, embedders)
     if not finished:
         log.warning("grace period ended with work still running; it will be redelivered")
     return 0
