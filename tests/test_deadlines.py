@@ -7,6 +7,7 @@ with the same wait expire in the order they were added.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -115,32 +116,58 @@ async def test_an_invoker_keeps_a_bounded_number_of_idle_timeout_groups() -> Non
     await invoker.redis.aclose()
 
 
+class ClockLoop:
+    """The two loop methods Deadlines uses, on a clock the test moves: no real waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[asyncio.TimerHandle] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Any) -> asyncio.TimerHandle:
+        handle = asyncio.TimerHandle(when, callback, (), asyncio.get_running_loop())
+        self.timers.append(handle)
+        return handle
+
+    def armed(self) -> asyncio.TimerHandle:
+        [timer] = [t for t in self.timers if not t.cancelled()]
+        return timer
+
+    def run_timer(self) -> None:
+        timer = self.armed()
+        self.now = max(self.now, timer.when())
+        self.timers.remove(timer)
+        timer._run()
+
+
 async def test_expiries_that_add_and_discard_calls_leave_the_others_on_time() -> None:
     """An expiry may discard a call that is due too, and add one: the rest still expire
     when theirs passes, not a whole wait later, and the discarded one never does."""
-    loop = asyncio.get_running_loop()
+    clock = ClockLoop()
     fired: dict[str, float] = {}
-    started = loop.time()
-    last: asyncio.Future[None] = loop.create_future()
     deadlines: Deadlines[str]
 
     def expire(key: str, _: object) -> None:
-        fired[key] = loop.time() - started
+        fired[key] = clock.now
         if key == "a":
             deadlines.discard("b")  # due as well
             deadlines.add("late")  # waits a whole WAIT_S from now
-        if key == "c":
-            last.set_result(None)
 
-    deadlines = Deadlines(loop, WAIT_S, expire)
+    deadlines = Deadlines(clock, WAIT_S, expire)  # type: ignore[arg-type]
     deadlines.add("a")
     deadlines.add("b")
-    await asyncio.sleep(WAIT_S / 2)  # simulated time between calls, not a sync point
+    clock.now = WAIT_S / 2
     deadlines.add("c")
-    await asyncio.wait_for(last, 5)
-    assert "b" not in fired
-    assert fired["c"] < 2 * WAIT_S  # not held back behind "late"
-    assert list(fired) == ["a", "c"]
+    clock.run_timer()  # a's and b's deadline
+    assert fired == {"a": WAIT_S}
+    assert clock.armed().when() == WAIT_S * 1.5  # c's, not held back behind "late"
+    clock.run_timer()
+    assert fired == {"a": WAIT_S, "c": WAIT_S * 1.5}
+    assert clock.armed().when() == WAIT_S * 2  # "late"
+    clock.run_timer()
+    assert list(fired) == ["a", "c", "late"] and len(deadlines) == 0
 
 
 async def test_adding_a_waiting_key_again_restarts_its_wait() -> None:
