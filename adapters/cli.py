@@ -19,6 +19,14 @@ from . import samples
 from .build import BuildError, build_function, is_built
 
 
+def _api_args(parser: argparse.ArgumentParser) -> None:
+    """The API gateway's port and stage mounting, as ``dev`` and ``adapter http`` take them."""
+    parser.add_argument(
+        "--api-port", type=int, default=int(os.environ.get("LAMBDABUS_API_PORT", 3000))
+    )
+    parser.add_argument("--mount-stage", action="store_true", help="serve routes under /STAGE")
+
+
 class TemplateCli(Cli):
     def add_stack_options(self, p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -51,10 +59,7 @@ class TemplateCli(Cli):
             metavar="KEY:SECRET[,KEY:SECRET]",
             help="require SigV4 signatures made with these (default: $LAMBDABUS_EDGE_CREDENTIALS)",
         )
-        d.add_argument(
-            "--api-port", type=int, default=int(os.environ.get("LAMBDABUS_API_PORT", 3000))
-        )
-        d.add_argument("--mount-stage", action="store_true", help="serve routes under /STAGE")
+        _api_args(d)
         d.add_argument(
             "--api-processes",
             type=int,
@@ -72,11 +77,8 @@ class TemplateCli(Cli):
             help="sqs: SQS mappings, S3/SNS carriers, DLQs; dynamodb: DynamoDB streams; "
             "http: the API gateway",
         )
-        ad.add_argument(
-            "--api-port", type=int, default=int(os.environ.get("LAMBDABUS_API_PORT", 3000))
-        )
+        _api_args(ad)
         ad.add_argument("--api-host", default=os.environ.get("LAMBDABUS_API_HOST", "127.0.0.1"))
-        ad.add_argument("--mount-stage", action="store_true", help="http: serve under /STAGE")
         ad.add_argument(
             "--reuse-port",
             action="store_true",
@@ -237,9 +239,9 @@ class TemplateCli(Cli):
         """The API gateway alone, as a deployment of its own runs it (``dev`` runs it inside)."""
         from bus.lifecycle import serve
 
-        from .http import ApiGateway, GatewayConfigError
+        from .http import ApiGateway, GatewayConfigError, serves_http
 
-        if not any(ev.type in ("Api", "HttpApi") for ev in loaded.events):
+        if not serves_http(loaded):
             raise UsageError(f"{loaded.path}: no Api or HttpApi events to serve")
         try:
             gateway = ApiGateway(
@@ -248,18 +250,15 @@ class TemplateCli(Cli):
             )  # fmt: skip
         except GatewayConfigError as exc:
             raise UsageError(str(exc)) from None
-        started = False
 
         async def start() -> None:
-            nonlocal started
             await gateway.start()
-            started = True
 
         async def stop(grace_s: float) -> bool:
             await gateway.stop()
             return True
 
-        return await serve(start, stop, lambda: started, admin_port=args.admin_port,
+        return await serve(start, stop, lambda: gateway.running, admin_port=args.admin_port,
                            grace_s=args.grace)  # fmt: skip
 
     async def deploy(self, args: argparse.Namespace) -> int:

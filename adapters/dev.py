@@ -213,9 +213,9 @@ class DevStack:
         ``api_processes`` > 1, more gateway processes share the port (SO_REUSEPORT)."""
         from bus.cli import UsageError
 
-        from .http import ApiGateway, GatewayConfigError
+        from .http import ApiGateway, GatewayConfigError, serves_http
 
-        if not any(ev.type in ("Api", "HttpApi") for ev in self.loaded.events):
+        if not serves_http(self.loaded):
             return
         assert self.redis_url is not None
         try:

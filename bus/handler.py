@@ -154,7 +154,6 @@ class InProcessRunner:
         self.fn = fn
         self.handler = handler
         self.is_async = inspect.iscoroutinefunction(handler)
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._deadlines: Deadlines[Callable[[], None]] | None = None
         self.executor = ThreadPoolExecutor(
             max_workers=fn.threads, thread_name_prefix=fn.name, initializer=_thread_loop
@@ -170,11 +169,12 @@ class InProcessRunner:
         and ``asyncio.timeout`` makes two per invocation (~12% of a worker's CPU on a
         no-op handler, py-spy). The timeouts of all invocations share one loop timer
         (:mod:`.deadlines`)."""
-        loop = self._loop
         deadlines = self._deadlines
-        if loop is None or deadlines is None:
-            loop = self._loop = asyncio.get_running_loop()
-            deadlines = self._deadlines = Deadlines(loop, self.fn.timeout_s, _call)
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines(
+                asyncio.get_running_loop(), self.fn.timeout_s, _call
+            )
+        loop = deadlines.loop
         task = asyncio.current_task(loop)
         assert task is not None
         cancelling = task.cancelling()

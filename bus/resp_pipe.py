@@ -38,15 +38,11 @@ Done = Callable[[list[Any]], None]
 
 
 def _ssl_context(options: dict[str, Any]) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
-    reqs = options.get("ssl_cert_reqs", "required")
-    if reqs == ssl.CERT_NONE or str(reqs).lower() in ("none", "cert_none"):
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif str(options.get("ssl_check_hostname", "true")).lower() in ("false", "0", "no"):
-        context.check_hostname = False
-    if options.get("ssl_certfile"):
-        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    """The TLS context redis-py's own connection would use for these options (CA file,
+    path or data, client certificate, verification, minimum version, ciphers); making
+    the connection object opens nothing."""
+    kwargs = {k: v for k, v in options.items() if k != "connection_class"}
+    context: ssl.SSLContext = SSLConnection(**kwargs).ssl_context.get()
     return context
 
 
@@ -83,7 +79,7 @@ class _Protocol(asyncio.Protocol):
                            for r in replies]  # fmt: skip
             self.pipe._call(done, replies)
             if unusable is not None:
-                self.pipe._unusable(self, unusable)
+                self.pipe._drop(self, ConnectionError(f"{self.pipe._where()}: {unusable}"))
                 return
             if self.pipe._proto is not self:  # the callback closed the pipe
                 return
@@ -181,9 +177,8 @@ class RespPipe:
 
     def close(self) -> None:
         """Drop the connection; batches still waiting get ConnectionErrors."""
-        proto, self._proto = self._proto, None
-        if proto is not None:
-            self._drop(proto, ConnectionError(f"connection to {self._where()} closed"))
+        if self._proto is not None:
+            self._drop(self._proto, ConnectionError(f"connection to {self._where()} closed"))
 
     # -- internals ---------------------------------------------------------------------
 
@@ -199,18 +194,14 @@ class RespPipe:
             log.exception("a reply callback on %s failed", self._where())
 
     def _lost(self, proto: _Protocol, exc: Exception | None) -> None:
-        if self._proto is proto:
-            self._proto = None
         why = f": {exc}" if exc else ""
         self._drop(proto, ConnectionError(f"connection to {self._where()} lost{why}"))
 
-    def _unusable(self, proto: _Protocol, reply: ResponseError) -> None:
+    def _drop(self, proto: _Protocol, error: Exception) -> None:
+        """Detach ``proto`` (if it is still ours), close its connection and fail what it
+        still owed."""
         if self._proto is proto:
             self._proto = None
-        self._drop(proto, ConnectionError(f"{self._where()}: {reply}"))
-
-    def _drop(self, proto: _Protocol, error: Exception) -> None:
-        """Close ``proto``'s connection and fail what it still owed."""
         if proto.transport is not None and not proto.transport.is_closing():
             proto.transport.abort()
         old = proto.pending
@@ -231,7 +222,6 @@ class RespPipe:
         if proto is None or not proto.pending:
             return
         if time.monotonic() > proto.pending[0][3]:
-            self._proto = None
             self._drop(proto, ConnectionError(f"no reply from {self._where()} in time"))
             return
         self._arm()
@@ -250,6 +240,6 @@ def _is_unusable(reply: Any) -> bool:
 
 def _unusable(replies: list[Any]) -> ResponseError | None:
     for reply in replies:  # a plain loop: this runs for every batch
-        if isinstance(reply, ResponseError) and str(reply).startswith(_UNUSABLE):
+        if _is_unusable(reply):
             return reply
     return None

@@ -69,9 +69,6 @@ class Acker:
         self._replies.append((reply_to, payload))
         self.ack(stream, entry_id)
 
-    def start(self) -> None:
-        """Nothing to start: kept for symmetry with :meth:`close`."""
-
     def _soon(self) -> None:
         self._idle.clear()
         if not self._scheduled:
@@ -125,12 +122,9 @@ class Acker:
         # Nothing or all of it may have landed: send it again (a caller ignores a repeated
         # reply; XACK and PEXPIRE are idempotent), unless closing gives up.
         self._failures += 1
-        if self._closing and self._failures >= CLOSE_ATTEMPTS:
-            log.error("acks not written while closing (%s); %d entries will be redelivered",
-                      lost, sum(map(len, batch.values())))  # fmt: skip
+        if self._gives_up(lost, sum(map(len, batch.values()))):
             self._settled()
             return
-        log.warning("writing acks failed (%s); retrying", lost)
         self._requeue(batch, replies)
         self._idle.clear()
         if self._connecting is None:
@@ -147,16 +141,22 @@ class Acker:
                     break
                 except RedisConnectionError as exc:
                     self._failures += 1
-                    if self._closing and self._failures >= CLOSE_ATTEMPTS:
-                        left = sum(map(len, self._pending.values()))
-                        log.error("acks not written while closing (%s); %d entries will be "
-                                  "redelivered", exc, left)  # fmt: skip
+                    if self._gives_up(exc, sum(map(len, self._pending.values()))):
                         self._pending, self._replies = {}, []
                         break
-                    log.warning("writing acks failed (%s); retrying", exc)
         finally:
             self._connecting = None
         self._write()  # nothing pending (given up): settles, so close() returns
+
+    def _gives_up(self, exc: Exception, entries: int) -> bool:
+        """After a failed write or connect: True once closing has tried long enough (the
+        caller drops what it holds; those ``entries`` are redelivered, being unacked)."""
+        if not (self._closing and self._failures >= CLOSE_ATTEMPTS):
+            log.warning("writing acks failed (%s); retrying", exc)
+            return False
+        log.error("acks not written while closing (%s); %d entries will be redelivered",
+                  exc, entries)  # fmt: skip
+        return True
 
     def _settled(self) -> None:
         if not self._pending and not self._in_flight and self._connecting is None:

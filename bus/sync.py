@@ -274,7 +274,7 @@ class Invoker:
             if isinstance(reply, ConnectionError):
                 self._reader_retry = asyncio.create_task(self._connect_reader(0.2))
             else:  # an error reply (a wrong-type key, OOM on trim): the connection is fine
-                loop = asyncio.get_running_loop()
+                loop = self._loop or asyncio.get_running_loop()
                 loop.call_later(0.2, lambda: None if self._closed else self._read_next())
             return
         if len(replies) == 2 and isinstance(replies[0], Exception):

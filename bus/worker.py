@@ -90,7 +90,8 @@ class Worker:
 
     async def start(self) -> None:
         self.redis: Redis = connect(self.redis_url)
-        # A read timeout beyond BLOCK notices a half-open connection in seconds, not hours.
+        # Maintenance's reads (XAUTOCLAIM, XPENDING, XRANGE; the blocking read is on a pipe of
+        # its own, bus/reading.py): a read timeout notices a half-open connection in seconds.
         self.reader: Redis = raw_reader(self.redis_url, socket_timeout=self.block_ms / 1000 + 5)
         for stream in (self.keys.stream, self.keys.sync):
             await ensure_group(self.redis, stream)
@@ -99,7 +100,6 @@ class Worker:
             self.redis, self.keys, self.publisher, self.fn, function_arn(self.fn.name)
         )
         self.acker = Acker(self.redis)
-        self.acker.start()
         self.runner = make_runner(self.fn)
         self.invoker = FunctionInvoker(self.fn, self.runner, log_stream=self.consumer)
         self.limiter: ConcurrencyLimiter | None = None

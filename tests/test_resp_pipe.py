@@ -260,3 +260,19 @@ async def test_an_acker_closing_while_redis_is_gone_gives_up_and_returns(
         await asyncio.wait_for(acker.close(), 30)
         await client.aclose()
     assert "will be redelivered" in caplog.text
+
+
+def test_tls_settings_are_redis_pys_own() -> None:
+    """A rediss:// URL's TLS options mean for a pipe what they mean for redis-py."""
+    import ssl
+
+    from redis.asyncio.connection import parse_url
+
+    from bus.resp_pipe import _ssl_context
+
+    default = _ssl_context(dict(parse_url("rediss://cache.example:6380/0")))
+    assert default.verify_mode == ssl.CERT_REQUIRED and default.check_hostname
+    loose = _ssl_context(
+        dict(parse_url("rediss://cache.example:6380/0?ssl_cert_reqs=none&ssl_check_hostname=false"))
+    )
+    assert loose.verify_mode == ssl.CERT_NONE and not loose.check_hostname

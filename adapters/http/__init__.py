@@ -26,6 +26,6 @@ lambdabus's own settings (DESIGN.md: never invented SAM keys):
 from .auth_config import GatewayConfigError
 from .route_building import build_routes
 from .routes import Route, RouteTable
-from .server import ApiGateway
+from .server import ApiGateway, serves_http
 
-__all__ = ["ApiGateway", "GatewayConfigError", "Route", "RouteTable", "build_routes"]
+__all__ = ["ApiGateway", "GatewayConfigError", "Route", "RouteTable", "build_routes", "serves_http"]

@@ -69,10 +69,7 @@ def authorizer_event(
         token = req.header(authorizer.token_header) or ""
         return {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
     identity = identity_values(authorizer, req, match) or []
-    bodiless = RequestData(
-        req.method, req.raw_path, req.raw_query, req.headers, req.source_ip,
-        req.server_port, req.protocol, b"", req.time,
-    )  # fmt: skip
+    bodiless = req.with_body(b"") if req.body else req
     if authorizer.payload_version == "2.0":
         event = build_v2(bodiless, match, request_id)
         event.pop("body", None)

@@ -61,10 +61,10 @@ def request_context(
     req: RequestData,
     match: Match,
     request_id: str,
+    path: str,
     grant: Grant | None = None,
-    path: str | None = None,
 ) -> dict[str, Any]:
-    """``path``: the decoded path, when the caller has it already."""
+    """``path``: the decoded path (the event's ``rawPath``)."""
     host = req.host()
     request_time, epoch_ms = request_times(req.time)
     context: dict[str, Any] = {
@@ -74,7 +74,7 @@ def request_context(
         "domainPrefix": domain_prefix(host),
         "http": {
             "method": req.method,
-            "path": unquote(req.raw_path) if path is None else path,
+            "path": path,
             "protocol": req.protocol,
             "sourceIp": req.source_ip,
             "userAgent": req.header("User-Agent") or "",
@@ -121,7 +121,7 @@ def build_v2(
     event["headers"] = headers
     if query:
         event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
-    event["requestContext"] = request_context(req, match, request_id, grant, path)
+    event["requestContext"] = request_context(req, match, request_id, path, grant)
     if body is not None:
         event["body"] = body
     if match.path_parameters:

@@ -63,10 +63,12 @@ class RequestData:
         return self.header("host") or f"localhost:{self.server_port}"
 
     def with_body(self, body: bytes) -> RequestData:
-        return RequestData(
+        copy = RequestData(
             self.method, self.raw_path, self.raw_query, self.headers, self.source_ip,
             self.server_port, self.protocol, body, self.time,
         )  # fmt: skip
+        copy._last = self._last  # same headers: the lower-cased map carries over
+        return copy
 
     def query(self) -> dict[str, list[str]]:
         """Decoded parameters in order; raises UnicodeDecodeError or ValueError on junk."""

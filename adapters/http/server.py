@@ -81,6 +81,11 @@ class _AccessLogger(AbstractAccessLogger):
         )
 
 
+def serves_http(loaded: LoadedTemplate) -> bool:
+    """Does the template declare any Api or HttpApi event (anything to serve)?"""
+    return any(ev.type in ("Api", "HttpApi") for ev in loaded.events)
+
+
 def api_keys_from(loaded: LoadedTemplate) -> list[str]:
     """Valid ``x-api-key`` values: ``LAMBDABUS_API_KEYS`` (comma-separated) and the
     template's ``Metadata.lambdabus.api_keys`` (a list). SAM's usage plans create keys
@@ -158,6 +163,10 @@ class ApiGateway:
             self.body_timeout_s,
         )
         self._runner: web.ServerRunner | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
 
     @property
     def url(self) -> str:
