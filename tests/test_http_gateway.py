@@ -105,6 +105,7 @@ async def test_rest_route_gets_the_v1_event_and_answers_with_its_headers(gw: Api
     assert context["stage"] == "prod" and context["identity"]["sourceIp"] == "127.0.0.1"
     assert context["identity"]["userAgent"] == "tests/1"
     assert headers["x-amzn-RequestId"] == context["requestId"]
+    assert headers["x-amz-apigw-id"] == context["extendedRequestId"]
     assert context["requestTimeEpoch"] == pytest.approx(time.time() * 1000, abs=60_000)
     # The function's single and multi-valued headers both reach the client.
     assert headers.getall("X-Multi") == ["a", "b"]
@@ -172,7 +173,8 @@ async def test_http_api_route_with_payload_1_0(gw: ApiGateway) -> None:
     APIGatewayProxyEventModel.model_validate(event)
     assert status == 200 and event["version"] == "1.0"
     assert event["resource"] == "/legacy" and event["queryStringParameters"] == {"x": "1"}
-    assert "apigw-requestid" in headers
+    context = event["requestContext"]
+    assert headers["apigw-requestid"] == context["requestId"] == context["extendedRequestId"]
 
 
 async def test_unknown_routes_are_refused_as_api_gateway_does(gw: ApiGateway) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -66,12 +66,21 @@ def _protocol(version: tuple[int, int]) -> str:
 _PROTOCOLS = {(1, 1): "HTTP/1.1", (1, 0): "HTTP/1.0"}
 
 
-def _request_ids(kind: ApiKind) -> tuple[str, list[tuple[str, str]]]:
+class RequestIds(NamedTuple):
+    """A request's ids, as its event and its response headers both carry them."""
+
+    request_id: str
+    extended: str
+    """``extendedRequestId`` (REST's ``x-amz-apigw-id``; an HTTP API's is its request id)."""
+    headers: list[tuple[str, str]]
+
+
+def _request_ids(kind: ApiKind) -> RequestIds:
     if kind == "rest":
         rid, extended = rest_request_id(), http_request_id()
-        return rid, [("x-amzn-RequestId", rid), ("x-amz-apigw-id", extended)]
+        return RequestIds(rid, extended, [("x-amzn-RequestId", rid), ("x-amz-apigw-id", extended)])
     rid = http_request_id()
-    return rid, [("apigw-requestid", rid)]
+    return RequestIds(rid, rid, [("apigw-requestid", rid)])
 
 
 async def read_body(request: web.BaseRequest, limit: int, timeout_s: float) -> bytes:
@@ -136,7 +145,7 @@ class Dispatcher:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         kind: ApiKind = self.default_kind
-        ids: tuple[str, list[tuple[str, str]]] | None = None
+        ids: RequestIds | None = None
         try:
             raw_path, raw_query = self._target(request)
             found = self._route(request, raw_path)
@@ -146,7 +155,7 @@ class Dispatcher:
             kind = found.api.kind if isinstance(found, Preflight) else found.route.api.kind
             ids = _request_ids(kind)
             req = self._request(request, raw_path, raw_query)
-            answer = await self._serve(request, req, found, ids[0])
+            answer = await self._serve(request, req, found, ids)
         except Denied as denied:
             answer = refusal(kind, denied.what, extra=denied.headers)
             request[ROUTE_KEY] = f"{request.get(ROUTE_KEY, '-')} refused: {denied.reason}"
@@ -154,7 +163,7 @@ class Dispatcher:
             log.exception("%s %s: gateway failure", request.method, request.path)
             answer = refusal(kind, "integration_failed")
         # web.Response copies the pairs into its own CIMultiDict (repeats kept)
-        headers = [*answer.headers, *(ids or _request_ids(kind))[1]]
+        headers = [*answer.headers, *(ids or _request_ids(kind)).headers]
         response = web.Response(status=answer.status, body=answer.body, headers=headers)
         if request.body_exists and not request.content.is_eof():
             response.force_close()  # refused unread: the leftover body can't be reused
@@ -209,8 +218,9 @@ class Dispatcher:
         )
 
     async def _serve(
-        self, request: web.BaseRequest, req: RequestData, found: Match | Preflight, request_id: str
+        self, request: web.BaseRequest, req: RequestData, found: Match | Preflight, ids: RequestIds
     ) -> Answer:
+        request_id = ids.request_id
         if isinstance(found, Preflight):
             request[ROUTE_KEY] = f"{found.api.logical_id} CORS preflight"
             return await self._preflight(req, found, request_id)
@@ -236,9 +246,8 @@ class Dispatcher:
         if route.payload_version == "2.0":
             event = build_v2(req, found, request_id, grant=grant, query=query)
         else:
-            extended_id = http_request_id()
             event = build_v1(
-                req, found, request_id, extended_id, api_key=api_key, grant=grant, query=query
+                req, found, request_id, ids.extended, api_key=api_key, grant=grant, query=query
             )
         answer = await self._invoke(found, event, len(req.body), request_id)
         if route.api.kind == "http" and route.api.cors is not None:
