@@ -14,9 +14,10 @@ from botocore.config import Config
 from prometheus_client import REGISTRY
 
 from adapters.edge import EdgeServer
-from adapters.sfn.api import mount
+from adapters.sfn.api import execution_id, mount
 from adapters.sfn.definition import MAX_INPUT_BYTES
 from adapters.sfn.executor import Executor
+from adapters.sfn.store import ExecutionStore
 from bus.redis_conn import connect
 from tests import handlers_sfn as handlers
 
@@ -59,14 +60,19 @@ async def call(fn: Callable[..., Any], **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, **kwargs)
 
 
-async def finished(sfn: Any, arn: str) -> dict[str, Any]:
-    """Poll DescribeExecution (the executor is another component) until it leaves RUNNING."""
-    async with asyncio.timeout(30):
-        while True:
-            desc = await call(sfn.describe_execution, executionArn=arn)
-            if desc["status"] != "RUNNING":
-                return dict(desc)
-            await asyncio.sleep(0.05)
+@pytest.fixture
+async def store(redis_url: str, stack_name: str) -> AsyncIterator[ExecutionStore]:
+    redis = connect(redis_url)
+    try:
+        yield ExecutionStore(redis, stack_name)
+    finally:
+        await redis.aclose()
+
+
+async def finished(sfn: Any, store: ExecutionStore, arn: str) -> dict[str, Any]:
+    """DescribeExecution once the executor has marked the execution done."""
+    assert await store.wait_done(execution_id(arn), 30), "execution did not finish"
+    return dict(await call(sfn.describe_execution, executionArn=arn))
 
 
 def code_of(info: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> tuple[str, str]:
@@ -74,7 +80,7 @@ def code_of(info: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> tupl
     return err["Code"], err["Message"]
 
 
-async def test_create_start_describe_history_and_list(sfn: Any) -> None:
+async def test_create_start_describe_history_and_list(sfn: Any, store: ExecutionStore) -> None:
     sm = await call(sfn.create_state_machine, name="adder", definition=json.dumps(ECHO),
                     roleArn=ROLE)  # fmt: skip
     arn = sm["stateMachineArn"]
@@ -85,7 +91,7 @@ async def test_create_start_describe_history_and_list(sfn: Any) -> None:
     assert names == ["adder"]
     ex = await call(sfn.start_execution, stateMachineArn=arn, name="first",
                     input=json.dumps({"a": 2, "b": 3}))  # fmt: skip
-    desc = await finished(sfn, ex["executionArn"])
+    desc = await finished(sfn, store, ex["executionArn"])
     assert desc["status"] == "SUCCEEDED" and json.loads(desc["output"]) == {"sum": 5}
     assert desc["stopDate"] >= desc["startDate"]
     events = (await call(sfn.get_execution_history, executionArn=ex["executionArn"]))["events"]
@@ -119,7 +125,7 @@ async def test_start_sync_execution_on_an_express_machine(sfn: Any) -> None:
     assert code_of(info)[0] == "StateMachineTypeNotSupported"
 
 
-async def test_send_task_success_completes_a_waiting_task(sfn: Any) -> None:
+async def test_send_task_success_completes_a_waiting_task(sfn: Any, store: ExecutionStore) -> None:
     sm = await call(sfn.create_state_machine, name="asks", definition=json.dumps(CALLBACK),
                     roleArn=ROLE)  # fmt: skip
     ex = await call(sfn.start_execution, stateMachineArn=sm["stateMachineArn"],
@@ -130,7 +136,7 @@ async def test_send_task_success_completes_a_waiting_task(sfn: Any) -> None:
     await call(sfn.delete_state_machine, stateMachineArn=sm["stateMachineArn"])
     await call(sfn.send_task_heartbeat, taskToken=token)
     await call(sfn.send_task_success, taskToken=token, output=json.dumps({"yes": True}))
-    desc = await finished(sfn, ex["executionArn"])
+    desc = await finished(sfn, store, ex["executionArn"])
     assert json.loads(desc["output"]) == {"q": "?", "answer": {"yes": True}}
     with pytest.raises(botocore.exceptions.ClientError) as info:
         await call(sfn.send_task_success, taskToken=token, output="{}")
@@ -140,14 +146,14 @@ async def test_send_task_success_completes_a_waiting_task(sfn: Any) -> None:
     assert code_of(info)[0] == "InvalidToken"
 
 
-async def test_stop_execution_aborts_it(sfn: Any) -> None:
+async def test_stop_execution_aborts_it(sfn: Any, store: ExecutionStore) -> None:
     sm = await call(sfn.create_state_machine, name="stoppable", definition=json.dumps(CALLBACK),
                     roleArn=ROLE)  # fmt: skip
     ex = await call(sfn.start_execution, stateMachineArn=sm["stateMachineArn"])
     assert handlers.TOKENS is not None
     await asyncio.wait_for(handlers.TOKENS.get(), 30)  # it is waiting on its task now
     await call(sfn.stop_execution, executionArn=ex["executionArn"], error="Op", cause="enough")
-    desc = await finished(sfn, ex["executionArn"])
+    desc = await finished(sfn, store, ex["executionArn"])
     assert (desc["status"], desc["error"], desc["cause"]) == ("ABORTED", "Op", "enough")
 
 
