@@ -46,33 +46,20 @@ from bus.publish import Target
 
 from .base import DEFAULT_HIGH_WATER, Adapter, AdapterGroup, Handoff, Published
 from .patterns import Pattern, compile_pattern, lambda_filter_matches
-from .sqs_envelopes import (
-    Normalizer,
-    Queue,
-    message_group,
-    s3_envelopes,
-    sent_time,
-    sns_envelopes,
-    sqs_envelopes,
-)
-from .sqs_mappings import DEFAULT_POLLERS, SqsMapping, carrier_mappings, mappings_from_template
+from .sqs_envelopes import Queue, message_group, sent_time
+from .sqs_mappings import SqsMapping, carrier_mappings, mappings_from_template
 from .sqs_records import MalformedMessage, arn_parts, message_size
 from .template.loaded import LoadedTemplate
 
 __all__ = [
-    "DEFAULT_POLLERS",
     "MAX_POLLERS",
-    "Normalizer",
     "Queue",
     "Receipts",
     "SqsAdapter",
     "SqsMapping",
     "carrier_mappings",
     "mappings_from_template",
-    "s3_envelopes",
     "services_for",
-    "sns_envelopes",
-    "sqs_envelopes",
 ]
 
 log = logging.getLogger(__name__)

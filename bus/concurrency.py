@@ -40,8 +40,8 @@ class ConcurrencyLimiter:
         self._throttled = metrics.THROTTLED.labels(keys.function)
         self._stats = metrics.function_stats(keys.function)
 
-    async def acquire(self, on_long_wait: Callable[[], Awaitable[None]] | None = None,
-                      long_wait_s: float = 5.0) -> str:  # fmt: skip
+    async def acquire(self, on_long_wait: Callable[[], Awaitable[None]] | None,
+                      long_wait_s: float) -> str:  # fmt: skip
         """Wait for a lease; ``on_long_wait`` runs every ``long_wait_s`` of waiting."""
         lease = f"{self.owner}:{next(self._ids)}"
         args: list[int | str] = [self.limit, self.ttl_ms, lease]

@@ -75,11 +75,13 @@ async def serve(
     print(f"admin: http://127.0.0.1:{port}/metrics", file=sys.stderr, flush=True)
     await startup()
     settle_heap()
-    print(READY_LINE, file=sys.stderr, flush=True)
-    await stop.wait()
-    finished = await shutdown(grace_s)
-    await admin.stop()
-    gc.unfreeze()  # (for a caller that goes on in this process: tests, embedders)
+    try:
+        print(READY_LINE, file=sys.stderr, flush=True)
+        await stop.wait()
+        finished = await shutdown(grace_s)
+    finally:  # also when cancelled or failing, for a caller that goes on in this process
+        gc.unfreeze()
+        await admin.stop()
     if not finished:
         log.warning("grace period ended with work still running; it will be redelivered")
     return 0

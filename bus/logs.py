@@ -54,7 +54,7 @@ class CurrentStderr(logging.StreamHandler):
     threads must not go to the closed one ("I/O operation on closed file")."""
 
     def __init__(self) -> None:
-        super().__init__(sys.stderr)
+        super().__init__()  # its stream is the property below, whatever is given here
 
     @property
     def stream(self) -> Any:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ConnectionError, RedisError
 
 from .keys import GROUP
-from .redis_conn import ensure_group, pack
+from .redis_conn import pack
 from .resp_pipe import RespPipe
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ async def read_loop(w: Worker) -> None:
 async def _read_from(w: Worker, pipe: RespPipe) -> None:
     head = ("XREADGROUP", "GROUP", GROUP, w.consumer, "COUNT")
     tail = ("BLOCK", w.block_ms, "STREAMS", w.keys.sync, w.keys.stream, ">", ">")
+    reads: dict[int, list[bytes]] = {}  # the packed read per COUNT: packing one costs ~4 µs
     while not w.stopping:
         free = w.max_inflight - w.lanes.busy
         if free <= 0:
@@ -45,7 +46,10 @@ async def _read_from(w: Worker, pipe: RespPipe) -> None:
         count = min(w.read_count, free * w.max_batch)
         try:
             await pipe.connect()
-            reply = await _read(w, pipe, pack(*head, count, *tail))
+            read = reads.get(count)
+            if read is None:
+                read = reads[count] = pack(*head, count, *tail)
+            reply = await _read(w, pipe, read)
         except (RedisError, OSError) as exc:
             # Redis restarted, failed over or dropped us: keep trying, recreating the
             # groups if the streams came back empty (NOGROUP).
@@ -54,8 +58,7 @@ async def _read_from(w: Worker, pipe: RespPipe) -> None:
             pipe.close()
             await asyncio.sleep(0.5)
             try:
-                for stream in (w.keys.stream, w.keys.sync):
-                    await ensure_group(w.redis, stream)
+                await w.ensure_groups()
                 w.ready = not w.stopping
             except (RedisError, OSError):
                 pass

@@ -239,7 +239,7 @@ def _is_unusable(reply: Any) -> bool:
 
 
 def _unusable(replies: list[Any]) -> ResponseError | None:
-    for reply in replies:  # a plain loop: this runs for every batch
-        if _is_unusable(reply):
+    for reply in replies:  # a plain loop, the type test inline: this runs for every batch
+        if isinstance(reply, ResponseError) and _is_unusable(reply):
             return reply
     return None

@@ -121,7 +121,6 @@ class Acker:
             return
         # Nothing or all of it may have landed: send it again (a caller ignores a repeated
         # reply; XACK and PEXPIRE are idempotent), unless closing gives up.
-        self._failures += 1
         if self._gives_up(lost, sum(map(len, batch.values()))):
             self._settled()
             return
@@ -140,7 +139,6 @@ class Acker:
                     await self._pipe.connect()
                     break
                 except RedisConnectionError as exc:
-                    self._failures += 1
                     if self._gives_up(exc, sum(map(len, self._pending.values()))):
                         self._pending, self._replies = {}, []
                         break
@@ -149,8 +147,9 @@ class Acker:
         self._write()  # nothing pending (given up): settles, so close() returns
 
     def _gives_up(self, exc: Exception, entries: int) -> bool:
-        """After a failed write or connect: True once closing has tried long enough (the
+        """Count a failed write or connect; True once closing has tried long enough (the
         caller drops what it holds; those ``entries`` are redelivered, being unacked)."""
+        self._failures += 1
         if not (self._closing and self._failures >= CLOSE_ATTEMPTS):
             log.warning("writing acks failed (%s); retrying", exc)
             return False

@@ -88,13 +88,17 @@ class Worker:
 
     # -- lifecycle -------------------------------------------------------------
 
+    async def ensure_groups(self) -> None:
+        """The consumer group on both streams (created with them if they are gone)."""
+        for stream in (self.keys.stream, self.keys.sync):
+            await ensure_group(self.redis, stream)
+
     async def start(self) -> None:
         self.redis: Redis = connect(self.redis_url)
         # Maintenance's reads (XAUTOCLAIM, XPENDING, XRANGE; the blocking read is on a pipe of
         # its own, bus/reading.py): a read timeout notices a half-open connection in seconds.
         self.reader: Redis = raw_reader(self.redis_url, socket_timeout=self.block_ms / 1000 + 5)
-        for stream in (self.keys.stream, self.keys.sync):
-            await ensure_group(self.redis, stream)
+        await self.ensure_groups()
         self.publisher = Publisher(self.redis, self.stack.name)
         self.settler = Settler(
             self.redis, self.keys, self.publisher, self.fn, function_arn(self.fn.name)
@@ -273,13 +277,13 @@ class Worker:
     def invoke_limited(self, event: Any, request_id: str, ids: Sequence[bytes],
                        stream: str) -> Awaitable[Outcome]:  # fmt: skip
         # Not a coroutine itself: without a limit, one frame less per invocation.
-        if self.limiter is None:
+        limiter = self.limiter
+        if limiter is None:
             return self.invoker.invoke(event, request_id)
-        return self._invoke_under_limit(event, request_id, ids, stream)
+        return self._invoke_under_limit(limiter, event, request_id, ids, stream)
 
-    async def _invoke_under_limit(self, event: Any, request_id: str, ids: Sequence[bytes],
-                                  stream: str) -> Outcome:  # fmt: skip
-        assert self.limiter is not None
+    async def _invoke_under_limit(self, limiter: ConcurrencyLimiter, event: Any, request_id: str,
+                                  ids: Sequence[bytes], stream: str) -> Outcome:  # fmt: skip
 
         async def renew_claims() -> None:
             # Keep our waiting entries from looking idle to other workers' reclaimers
@@ -287,7 +291,7 @@ class Worker:
             if ids:
                 await self.redis.xclaim(stream, GROUP, self.consumer, 0, list(ids), justid=True)
 
-        return await self.limiter.run(
+        return await limiter.run(
             lambda: self.invoker.invoke(event, request_id),
             renew_claims, self.fn.reclaim_after_s / 3, self._spawn,
         )  # fmt: skip

@@ -38,7 +38,7 @@ from adapters.http.errors import refusal
 from adapters.http.events_v1 import build_v1
 from adapters.http.events_v2 import build_v2
 from adapters.http.jwt_auth import check_claims, claim_text, token_scopes
-from adapters.http.request import Grant, RequestData, encode_body
+from adapters.http.request import Grant, RequestData, RequestIds, encode_body
 from adapters.http.responses import MalformedResponse, response_v1, response_v2
 from adapters.http.routes import Api, Match, Route, parse_path
 
@@ -190,16 +190,17 @@ SIMPLE_V2 = LambdaAuthorizer("S", "AuthFn", "http", payload_version="2.0", simpl
 def test_authorizer_events_validate() -> None:
     req = request(query="k=1", headers=(("Authorization", "tok"), ("X-Id", "7")))
     rest = match(REST, "GET /items/{id}", "/items/a%20b", {"id": "a b"})
-    event = authorizer_event(TOKEN, req, rest, "rid", "us-east-1")
+    ids = RequestIds("rid", "ext", [])
+    event = authorizer_event(TOKEN, req, rest, ids, "us-east-1")
     ApiGatewayAuthorizerToken.model_validate(event)
     assert event["methodArn"] == (
         "arn:aws:execute-api:us-east-1:123456789012:abc123defg/prod/GET/items/a%20b"
     )
-    ApiGatewayAuthorizerRequest.model_validate(
-        authorizer_event(REQUEST_V1, req, rest, "rid", "us-east-1")
-    )
+    event = authorizer_event(REQUEST_V1, req, rest, ids, "us-east-1")
+    ApiGatewayAuthorizerRequest.model_validate(event)
+    assert event["requestContext"]["extendedRequestId"] == "ext"  # the request's own
     http = match(HTTP, "GET /items/{id}", "/items/a%20b", {"id": "a b"})
-    event = authorizer_event(SIMPLE_V2, req, http, "rid", "us-east-1")
+    event = authorizer_event(SIMPLE_V2, req, http, ids, "us-east-1")
     ApiGatewayAuthorizerRequestV2.model_validate(event)
     assert event["identitySource"] == ["7", "blue"] and "body" not in event
     assert method_arn("eu-west-1", http, "POST").endswith("hij456klmn/$default/POST/items/a%20b")

@@ -30,6 +30,7 @@ from adapters.sfn.executor import Executor
 from adapters.sfn.run import run_local
 from adapters.sfn.store import ExecutionStore
 from adapters.sfn.transition import MAX_HISTORY_EVENTS
+from adapters.sfn.work_entries import decode_entry
 from bus.keys import GROUP, FunctionKeys
 from bus.redis_conn import connect, ensure_group
 
@@ -159,7 +160,7 @@ async def test_send_task_failure_rejects_non_string_or_oversized_error(
 
 def test_a_result_that_is_not_json_fails_the_task_as_a_marshal_error() -> None:
     packed = msgpack.packb(["abc.1", "success", b"\x00png"], use_bin_type=True)
-    event = Executor._decode(None, [b"r", packed])  # type: ignore[arg-type]
+    event = decode_entry([b"r", packed])
     assert event is not None and event["type"] == "task_failed"
     assert event["error"] == "Runtime.MarshalError"
     assert "bytes" in json.loads(event["cause"])["errorMessage"]

@@ -33,10 +33,9 @@ from adapters.sqs import (
     SqsMapping,
     carrier_mappings,
     mappings_from_template,
-    s3_envelopes,
     services_for,
-    sns_envelopes,
 )
+from adapters.sqs_envelopes import s3_envelopes, sns_envelopes
 from adapters.sqs_records import sqs_record
 from adapters.template import load_template
 from adapters.template.loaded import LoadedTemplate

@@ -30,7 +30,7 @@ from .auth_config import JwtAuthorizer, LambdaAuthorizer, RouteAuth, Unsupported
 from .authorizer_events import authorizer_event, identity_values, method_arn
 from .errors import Denied
 from .jwt_auth import JwtVerifier
-from .request import Grant, RequestData
+from .request import Grant, RequestData, RequestIds
 from .routes import Match
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class Authorizers:
         self._inflight: dict[tuple[Any, ...], asyncio.Future[Decision]] = {}
 
     async def check(
-        self, req: RequestData, match: Match, auth: RouteAuth, request_id: str
+        self, req: RequestData, match: Match, auth: RouteAuth, ids: RequestIds
     ) -> tuple[Grant | None, str | None]:
         """(what the authorizer granted, the API key used); raises Denied."""
         grant: Grant | None = None
@@ -133,7 +133,7 @@ class Authorizers:
         if isinstance(authorizer, JwtAuthorizer):
             grant = await self.jwt.verify(req, authorizer, auth.scopes)
         elif isinstance(authorizer, LambdaAuthorizer):
-            grant = await self._lambda(authorizer, req, match, request_id)
+            grant = await self._lambda(authorizer, req, match, ids)
         api_key = self._api_key(req) if auth.api_key_required else None
         return grant, api_key
 
@@ -147,7 +147,7 @@ class Authorizers:
         return given
 
     async def _lambda(
-        self, authorizer: LambdaAuthorizer, req: RequestData, match: Match, request_id: str
+        self, authorizer: LambdaAuthorizer, req: RequestData, match: Match, ids: RequestIds
     ) -> Grant:
         identity = identity_values(authorizer, req, match)
         if identity is None:
@@ -157,7 +157,7 @@ class Authorizers:
         cacheable = authorizer.ttl_s > 0 and bool(identity)
         decision = self._cached(key) if cacheable else None
         if decision is None:
-            decision = await self._decide(authorizer, req, match, request_id, key, cacheable)
+            decision = await self._decide(authorizer, req, match, ids, key, cacheable)
         if decision.allowed is None:
             arn = method_arn(self.region, match, req.method)
             try:
@@ -188,7 +188,7 @@ class Authorizers:
         authorizer: LambdaAuthorizer,
         req: RequestData,
         match: Match,
-        request_id: str,
+        ids: RequestIds,
         key: tuple[Any, ...],
         cacheable: bool,
     ) -> Decision:
@@ -200,7 +200,7 @@ class Authorizers:
         if cacheable:
             self._inflight[key] = future
         try:
-            decision = await self._invoke(authorizer, req, match, request_id)
+            decision = await self._invoke(authorizer, req, match, ids)
             if cacheable:
                 self._cache[key] = (time.monotonic() + authorizer.ttl_s, decision)
                 while len(self._cache) > MAX_CACHED:
@@ -215,9 +215,9 @@ class Authorizers:
             self._inflight.pop(key, None)
 
     async def _invoke(
-        self, authorizer: LambdaAuthorizer, req: RequestData, match: Match, request_id: str
+        self, authorizer: LambdaAuthorizer, req: RequestData, match: Match, ids: RequestIds
     ) -> Decision:
-        event = authorizer_event(authorizer, req, match, request_id, self.region)
+        event = authorizer_event(authorizer, req, match, ids, self.region)
         try:
             result = await self.invoke(authorizer.function, event, self.timeout_s)
         except InvokeTimeout:

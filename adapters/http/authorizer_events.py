@@ -18,7 +18,7 @@ from adapters.template.models import ACCOUNT_ID
 from .auth_config import LambdaAuthorizer
 from .events_v1 import build_v1
 from .events_v2 import build_v2
-from .request import RequestData, rest_request_id
+from .request import RequestData, RequestIds
 from .routes import Match
 
 
@@ -62,21 +62,21 @@ def identity_values(
 
 
 def authorizer_event(
-    authorizer: LambdaAuthorizer, req: RequestData, match: Match, request_id: str, region: str
+    authorizer: LambdaAuthorizer, req: RequestData, match: Match, ids: RequestIds, region: str
 ) -> dict[str, Any]:
+    """The authorizer's event; ``req`` has no body yet (authorizers run before it is read)."""
     arn = method_arn(region, match, req.method)
     if authorizer.payload_type == "TOKEN" and authorizer.api_kind == "rest":
         token = req.header(authorizer.token_header) or ""
         return {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
     identity = identity_values(authorizer, req, match) or []
-    bodiless = req.with_body(b"") if req.body else req
     if authorizer.payload_version == "2.0":
-        event = build_v2(bodiless, match, request_id)
+        event = build_v2(req, match, ids.request_id)
         event.pop("body", None)
         event.pop("isBase64Encoded", None)
         return {"version": "2.0", "type": "REQUEST", "routeArn": arn,
                 "identitySource": identity, **event}  # fmt: skip
-    event = build_v1(bodiless, match, request_id, rest_request_id())
+    event = build_v1(req, match, ids.request_id, ids.extended)
     event.pop("body", None)
     event.pop("isBase64Encoded", None)
     extra: dict[str, Any] = {"type": "REQUEST", "methodArn": arn}

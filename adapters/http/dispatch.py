@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from aiohttp import web
 
@@ -32,7 +32,7 @@ from .cors import http_actual, http_preflight, is_preflight, rest_preflight
 from .errors import Answer, ApiKind, Denied, refusal
 from .events_v1 import build_v1
 from .events_v2 import build_v2
-from .request import RequestData, http_request_id, rest_request_id
+from .request import RequestData, RequestIds, request_ids
 from .responses import MalformedResponse, response_v1, response_v2
 from .routes import Match, Miss, Preflight, RouteTable
 
@@ -64,23 +64,6 @@ def _protocol(version: tuple[int, int]) -> str:
 
 
 _PROTOCOLS = {(1, 1): "HTTP/1.1", (1, 0): "HTTP/1.0"}
-
-
-class RequestIds(NamedTuple):
-    """A request's ids, as its event and its response headers both carry them."""
-
-    request_id: str
-    extended: str
-    """``extendedRequestId`` (REST's ``x-amz-apigw-id``; an HTTP API's is its request id)."""
-    headers: list[tuple[str, str]]
-
-
-def _request_ids(kind: ApiKind) -> RequestIds:
-    if kind == "rest":
-        rid, extended = rest_request_id(), http_request_id()
-        return RequestIds(rid, extended, [("x-amzn-RequestId", rid), ("x-amz-apigw-id", extended)])
-    rid = http_request_id()
-    return RequestIds(rid, rid, [("apigw-requestid", rid)])
 
 
 async def read_body(request: web.BaseRequest, limit: int, timeout_s: float) -> bytes:
@@ -153,7 +136,7 @@ class Dispatcher:
                 kind = found.kind
                 raise Denied("not_found", "no route")
             kind = found.api.kind if isinstance(found, Preflight) else found.route.api.kind
-            ids = _request_ids(kind)
+            ids = request_ids(kind)
             req = self._request(request, raw_path, raw_query)
             answer = await self._serve(request, req, found, ids)
         except Denied as denied:
@@ -163,7 +146,7 @@ class Dispatcher:
             log.exception("%s %s: gateway failure", request.method, request.path)
             answer = refusal(kind, "integration_failed")
         # web.Response copies the pairs into its own CIMultiDict (repeats kept)
-        headers = [*answer.headers, *(ids or _request_ids(kind)).headers]
+        headers = [*answer.headers, *(ids or request_ids(kind)).headers]
         response = web.Response(status=answer.status, body=answer.body, headers=headers)
         if request.body_exists and not request.content.is_eof():
             response.force_close()  # refused unread: the leftover body can't be reused
@@ -203,7 +186,7 @@ class Dispatcher:
         except UnicodeDecodeError:
             raise Denied("bad_request", "a header is not UTF-8") from None
         port = self.server_port
-        if not port:  # not served by ApiGateway: ask the connection
+        if not port:  # listeners on several ports (port 0 on IPv4 and IPv6): ask the connection
             transport = request.transport
             sockname = transport.get_extra_info("sockname") if transport is not None else None
             port = sockname[1] if isinstance(sockname, tuple) else 0
@@ -223,7 +206,7 @@ class Dispatcher:
         request_id = ids.request_id
         if isinstance(found, Preflight):
             request[ROUTE_KEY] = f"{found.api.logical_id} CORS preflight"
-            return await self._preflight(req, found, request_id)
+            return await self._preflight(req, found, ids)
         route = found.route
         request[ROUTE_KEY] = route.label
         if (request.content_length or 0) > MAX_BODY_BYTES:
@@ -234,7 +217,7 @@ class Dispatcher:
             raise Denied("bad_request", "the query string is not valid UTF-8 form data") from None
         auth = route.auth
         grant, api_key = (
-            await self.authorizers.check(req, found, auth, request_id)
+            await self.authorizers.check(req, found, auth, ids)
             if auth.authorizer is not None or auth.api_key_required
             else (None, None)
         )
@@ -255,7 +238,7 @@ class Dispatcher:
             answer = Answer(answer.status, headers, answer.body)
         return answer
 
-    async def _preflight(self, req: RequestData, found: Preflight, request_id: str) -> Answer:
+    async def _preflight(self, req: RequestData, found: Preflight, ids: RequestIds) -> Answer:
         api = found.api
         assert api.cors is not None
         if api.kind == "http":
@@ -265,7 +248,7 @@ class Dispatcher:
             )
         auth: RouteAuth = api.auth.preflight()
         if found.match is not None and (auth.authorizer is not None or auth.api_key_required):
-            await self.authorizers.check(req, found.match, auth, request_id)
+            await self.authorizers.check(req, found.match, auth, ids)
         return rest_preflight(api.cors, found.methods)
 
     async def _invoke(

@@ -17,9 +17,12 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from adapters.samples_aws import clf
+
+from .errors import ApiKind
 
 MAX_QUERY_FIELDS = 1000
 """More parameters than any URL within the 8 KB limit can sensibly hold."""
@@ -113,6 +116,24 @@ def http_request_id() -> str:
     Ids (and trace ids) must be unique, not unguessable: Python's PRNG makes them
     without a system call per request."""
     return binascii.b2a_base64(random.getrandbits(88).to_bytes(11), newline=False).decode()
+
+
+class RequestIds(NamedTuple):
+    """A request's ids, as its events (the authorizer's too) and its response headers
+    all carry them."""
+
+    request_id: str
+    extended: str
+    """``extendedRequestId`` (REST's ``x-amz-apigw-id``; an HTTP API's is its request id)."""
+    headers: list[tuple[str, str]]
+
+
+def request_ids(kind: ApiKind) -> RequestIds:
+    if kind == "rest":
+        rid, extended = rest_request_id(), http_request_id()
+        return RequestIds(rid, extended, [("x-amzn-RequestId", rid), ("x-amz-apigw-id", extended)])
+    rid = http_request_id()
+    return RequestIds(rid, rid, [("apigw-requestid", rid)])
 
 
 def request_times(at: float) -> tuple[str, int]:

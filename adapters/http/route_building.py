@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from adapters.template.loaded import LoadedTemplate, Resource
+from adapters.template.schema import API, HTTP_API
 
 from .auth_config import GatewayConfigError, parse_api_auth, route_auth
 from .cors import parse_http_cors, parse_rest_cors
 from .errors import ApiKind
-from .routes import DEFAULT_ROUTE, HTTP_API, REST_API, Api, Route, RouteTable, parse_path
+from .routes import DEFAULT_ROUTE, Api, Route, RouteTable, parse_path
 
 
 def _function_of(loaded: LoadedTemplate) -> Any:
@@ -42,7 +43,7 @@ def _jwks(loaded: LoadedTemplate) -> dict[str, str]:
 
 def _api(res: Resource, loaded: LoadedTemplate, jwks: Mapping[str, str]) -> Api:
     props, where = res.properties, res.logical_id
-    kind: ApiKind = "rest" if res.type == REST_API else "http"
+    kind: ApiKind = "rest" if res.type == API else "http"
     auth = parse_api_auth(kind, props.get("Auth"), _function_of(loaded), jwks, f"{where}.Auth")
     if kind == "rest":
         cors = parse_rest_cors(props.get("Cors"), f"{where}.Cors")
@@ -67,7 +68,7 @@ def build_routes(
     apis = {
         res.ref: _api(res, loaded, jwks)
         for res in loaded.resources.values()
-        if res.type in (REST_API, HTTP_API)
+        if res.type in (API, HTTP_API)
     }
     wanted = {(fn, ev) for fn, events in (asynchronous or {}).items() for ev in events}
     routes = [

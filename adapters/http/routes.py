@@ -32,8 +32,6 @@ from .auth_config import ApiAuth, GatewayConfigError, RouteAuth
 from .cors import CorsConfig
 from .errors import ApiKind
 
-REST_API = "AWS::Serverless::Api"
-HTTP_API = "AWS::Serverless::HttpApi"
 DEFAULT_ROUTE = "$default"
 
 LITERAL, PARAM, GREEDY = 0, 1, 2

@@ -66,7 +66,7 @@ class Engine:
             return Transition(doc)
         run = _Run(self, copy.deepcopy(doc) if copy_doc else doc, now, max(1, max_states))
         run.ready.extend(run.doc.pop("ready", ()))
-        run.guarded(lambda: run.apply(event, then_drain=True))
+        run.guarded(lambda: run.apply(event))
         return run.result()
 
     def abort_unstarted(self, now: float, error: str | None, cause: str | None) -> Transition:

@@ -222,7 +222,7 @@ class Executor:
         for entry_id, fields in entries:
             if entry_id in self._held:
                 continue
-            event = self._decode(fields) if fields else None
+            event = decode_entry(fields) if fields else None
             if event is None:  # deleted meanwhile, or malformed: nothing to do
                 orphans.append(entry_id)
                 continue
@@ -250,10 +250,6 @@ class Executor:
         finally:
             for ids_of in entry_ids.values():
                 self._held.difference_update(ids_of)
-
-    def _decode(self, fields: list[Any]) -> dict[str, Any] | None:
-        """The event an entry carries (work_entries.py); None if it is malformed."""
-        return decode_entry(fields)
 
     async def engine(self, meta: dict[str, Any]) -> Engine | None:
         """The engine of the definition the execution started with (cached by its hash)."""

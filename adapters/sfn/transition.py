@@ -241,10 +241,10 @@ class _Run:
 
     # -- events ----------------------------------------------------------------------------
 
-    def apply(self, event: dict[str, Any], *, then_drain: bool = False) -> None:
+    def apply(self, event: dict[str, Any]) -> None:
+        """Apply an event, then run what it made runnable."""
         events.apply_event(self, event)
-        if then_drain:
-            self.drain()
+        self.drain()
 
     def child_finished(self, child: Doc) -> None:
         fanout.child_finished(self, child)
